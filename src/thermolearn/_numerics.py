@@ -1,0 +1,115 @@
+"""Numerically stable special functions and input checks shared by the whole package.
+
+Everything here takes and returns torch tensors. Functions that decide an answer's precision
+(log-partition sums, entropies) work in the dtype they are given; callers pass float64 where
+it matters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LOG2 = math.log(2.0)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + exp(x)), stable for all x.
+
+    float64 uses the exact form max(x, 0) + log1p(exp(-|x|)); lower precisions use torch's fused
+    kernel, whose switch to x above 20 is below their rounding error.
+    """
+    if x.dtype == torch.float64:
+        return torch.clamp_min(x, 0.0) + torch.log1p(torch.exp(-x.abs()))
+    return F.softplus(x)
+
+
+def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(x)) = -softplus(-x)."""
+    return F.logsigmoid(x)
+
+
+def logit(p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """log(p / (1 - p)) with p clamped to [eps, 1 - eps]."""
+    p = p.clamp(eps, 1.0 - eps)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def binary_entropy_terms(m: torch.Tensor) -> torch.Tensor:
+    """m ln m + (1 - m) ln(1 - m), elementwise, with 0 ln 0 = 0 (the negative entropy)."""
+    return torch.xlogy(m, m) + torch.xlogy(1.0 - m, 1.0 - m)
+
+
+def logmeanexp(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """log(mean(exp(x))) along ``dim``."""
+    return torch.logsumexp(x, dim=dim) - math.log(x.shape[dim])
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks. Errors name the argument, what was expected and what was received.
+# ---------------------------------------------------------------------------------------------
+
+def as_tensor(x, name: str, *, dtype=None, device=None, ndim: int | None = None) -> torch.Tensor:
+    """Convert a NumPy array, list or tensor to a finite floating tensor, with clear errors."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # pragma: no cover - exotic inputs
+            raise TypeError(f"{name}: expected an array or tensor, got {type(x).__name__}") from exc
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.dtype == torch.bool or not t.is_floating_point():
+        t = t.to(torch.get_default_dtype() if dtype is None else dtype)
+    if dtype is not None or device is not None:
+        t = t.to(dtype=dtype if dtype is not None else t.dtype, device=device)
+    if ndim is not None and t.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name}: contains {bad} NaN or Inf value(s)")
+    return t
+
+
+def check_binary(x: torch.Tensor, name: str) -> None:
+    """Raise if ``x`` has entries other than 0 and 1."""
+    if not ((x == 0) | (x == 1)).all():
+        lo, hi = float(x.min()), float(x.max())
+        raise ValueError(
+            f"{name}: Bernoulli units need binary data (0/1), got values in [{lo:g}, {hi:g}]; "
+            "pass binarize='threshold' or binarize='stochastic' to binarize data in [0, 1]"
+        )
+
+
+def binarize(x: torch.Tensor, how: str | None, name: str, generator=None) -> torch.Tensor:
+    """Binarize data in [0, 1]: 'threshold' (at 0.5), 'stochastic' (Bernoulli samples), or None."""
+    if how is None:
+        check_binary(x, name)
+        return x
+    if how not in ("threshold", "stochastic"):
+        raise ValueError(f"binarize: expected None, 'threshold' or 'stochastic', got {how!r}")
+    if float(x.min()) < 0 or float(x.max()) > 1:
+        raise ValueError(
+            f"{name}: binarize={how!r} needs values in [0, 1], "
+            f"got [{float(x.min()):g}, {float(x.max()):g}]"
+        )
+    if how == "threshold":
+        return (x > 0.5).to(x.dtype)
+    return torch.bernoulli(x, generator=generator)
+
+
+def make_generator(seed, device=None) -> torch.Generator:
+    """A torch.Generator from an int seed, an existing generator, or None (fresh entropy)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    g = torch.Generator(device=device if device is not None else "cpu")
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
