@@ -63,7 +63,7 @@ class TrainHistory:
         return self.records[-1] if self.records else {}
 
 
-def train(rbm: RBM, data, method: str = "pcd", k: int = 1, epochs: int = 10, batch_size: int = 100,
+def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int = 10, batch_size: int = 100,
           lr=0.01, momentum=step(0.5, 0.9, at=5), weight_decay: float = 1e-4, validation=None,
           binarize: str | None = None, monitor_size: int = 1000, damping: float = 0.5,
           seed=0, checkpoint=None, resume: bool = True, progress: bool = False,
@@ -73,7 +73,8 @@ def train(rbm: RBM, data, method: str = "pcd", k: int = 1, epochs: int = 10, bat
     Parameters
     ----------
     method : "cd", "pcd", "mf", "tap2" or "tap3" (see the module docstring).
-    k : Gibbs sweeps per update (cd/pcd), fixed-point sweeps per update (mf/tap).
+    k : Gibbs sweeps per update (cd/pcd, default 1), damped fixed-point sweeps per update
+        (mf/tap, default 3 as in the reference codes).
     lr, momentum : numbers or callables epoch -> number (see thermolearn.schedules). The
         learning rate multiplies the gradient averaged over the batch.
     weight_decay : L2 penalty on W.
@@ -90,6 +91,8 @@ def train(rbm: RBM, data, method: str = "pcd", k: int = 1, epochs: int = 10, bat
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if k is None:
+        k = 3 if method in TAP_ORDER else 1
     for name, value in (("k", k), ("epochs", epochs), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "epochs" else 1):
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
