@@ -7,7 +7,7 @@ from importlib import import_module
 
 _WHERE = {
     "RBM": "rbm",
-    "train": "train", "TrainHistory": "train", "TrainingDiverged": "train",
+    "train": "training", "TrainHistory": "training", "TrainingDiverged": "training",
     "exact_log_partition": "exact", "exact_log_likelihood": "exact",
     "ais_log_partition": "ais", "AISResult": "ais", "base_rate_bias": "ais",
     "raise_log_likelihood": "reverse_ais", "RAISEResult": "reverse_ais",

@@ -40,7 +40,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._numerics import check_binary, make_generator
 from .exact import exact_log_partition
 from .rbm import RBM
-from .train import METHODS, train
+from .training import METHODS, train
 
 #: log Z is computed exactly (enumeration) when the smaller layer has at most this many units.
 EXACT_MAX_UNITS = 20

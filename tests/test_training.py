@@ -5,7 +5,7 @@ import torch
 
 from thermolearn.ebm import RBM, exact_log_partition
 from thermolearn.ebm.exact import all_states
-from thermolearn.ebm.train import TrainingDiverged, batch_gradient, new_state, train
+from thermolearn.ebm.training import TrainingDiverged, batch_gradient, new_state, train
 from thermolearn.io import ModelFileError
 
 

@@ -1,0 +1,268 @@
+"""Forward AIS and reverse AIS (RAISE) against exact enumeration on small RBMs."""
+
+import math
+
+import pytest
+import torch
+
+from thermolearn._numerics import softplus
+from thermolearn.ebm.ais import AISResult, ais_log_partition, base_rate_bias
+from thermolearn.ebm.exact import all_states, exact_log_partition
+from thermolearn.ebm.rbm import RBM
+from thermolearn.ebm.reverse_ais import RAISEResult, raise_log_likelihood
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The loops run many small ops: one intra-op thread is fastest and robust to a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _model(n_v, n_h, scale, seed, beta=1.0, dtype=torch.float64):
+    """W ~ N(0, scale^2); biases centre the units (so many modes compete) plus some noise."""
+    g = torch.Generator().manual_seed(seed)
+    W = scale * torch.randn(n_v, n_h, generator=g, dtype=torch.float64)
+    a = -0.5 * W.sum(1) + 0.3 * torch.randn(n_v, generator=g, dtype=torch.float64)
+    b = -0.5 * W.sum(0) + 0.3 * torch.randn(n_h, generator=g, dtype=torch.float64)
+    return RBM.from_weights(W / beta, a / beta, b / beta, beta=beta, dtype=dtype)
+
+
+def _exact_samples(rbm, n, seed):
+    """Exact samples of p(v): h from p(h) by enumerating the hidden layer, then v ~ p(v | h)."""
+    g = torch.Generator().manual_seed(seed)
+    W, a, b = rbm.scaled_parameters(torch.float64)
+    H = all_states(rbm.n_hidden)
+    log_ph = H @ b + softplus(a + H @ W.T).sum(1)
+    idx = torch.multinomial(torch.softmax(log_ph, 0), n, replacement=True, generator=g)
+    return torch.bernoulli(torch.sigmoid(a + H[idx] @ W.T), generator=g)
+
+
+def _exact_log_p(rbm, v, log_z):
+    return (-rbm.beta * rbm.free_energy(v)).double() - log_z
+
+
+# --- 1. AIS vs exact on a 20-hidden-unit model ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def model20():
+    rbm = _model(32, 20, 1.0, seed=0)
+    return rbm, exact_log_partition(rbm, chunk=2**17)
+
+
+def test_ais_matches_exact_20_hidden(model20):
+    rbm, log_z = model20
+    assert log_z > 50                                   # far from the base model's log Z_0
+    r = ais_log_partition(rbm, n_chains=200, n_betas=3000, seed=1)
+    assert isinstance(r, AISResult)
+    assert r.n_betas == 3000 and r.log_weights.shape == (200,) and r.samples.shape == (200, 32)
+    assert r.log_z_base == pytest.approx(32 * math.log(2) + 20 * math.log(2))
+    assert 0 < r.stderr < 0.02
+    assert abs(r.log_z - log_z) < 3 * r.stderr
+    assert abs(r.log_z - log_z) < 0.05
+    assert r.log_z_lower < r.log_z < r.log_z_upper
+    assert r.log_z_upper - r.log_z == pytest.approx(math.log1p(3 * r.stderr))
+    assert math.log(torch.exp(r.log_weights - r.log_weights.max()).mean()) + float(r.log_weights.max()) \
+        == pytest.approx(r.log_z - r.log_z_base)
+
+
+def test_ais_short_ladder_is_worse_and_biased_low(model20):
+    """With 20 temperatures the estimate is far noisier and (Jensen) tends to be low."""
+    rbm, log_z = model20
+    r = ais_log_partition(rbm, n_chains=100, n_betas=20, seed=0)
+    assert r.stderr > 0.05
+    assert r.log_z < log_z + 3 * r.stderr
+
+
+# --- unbiasedness of both estimators, independent of the ladder -------------------------------
+
+def _tiny():
+    return _model(5, 3, 1.5, seed=3)
+
+
+def test_ais_weights_are_unbiased_on_a_short_ladder():
+    """E[w] = Z_1 / Z_0 for any ladder: check the mean weight with 3 temperatures."""
+    rbm = _tiny()
+    log_z = exact_log_partition(rbm)
+    base = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    r = ais_log_partition(rbm, n_chains=200000, n_betas=[0.0, 0.4, 1.0], base_visible_bias=base, seed=2)
+    assert float(r.log_weights.std()) > 0.3             # a ladder this short is noisy...
+    assert abs(r.log_z - log_z) < 4 * r.stderr          # ...but unbiased in Z (stderr ~ 0.002;
+    # evaluating the weights after instead of before each sweep is off by ~ +0.27 here)
+
+
+def _gibbs_kernel(W, a, b, a_base, t, V, H):
+    """T_t(v' | v) over all visible states: sum_h p_t(h | v) p_t(v' | h)."""
+    u = t * (b + V @ W)                                                   # (nV, n_h)
+    log_phv = torch.nn.functional.logsigmoid(u) @ H.T + torch.nn.functional.logsigmoid(-u) @ (1 - H).T
+    w = (1 - t) * a_base + t * (a + H @ W.T)                             # (nH, n_v)
+    log_pvh = torch.nn.functional.logsigmoid(w) @ V.T + torch.nn.functional.logsigmoid(-w) @ (1 - V).T
+    return log_phv.exp() @ log_pvh.exp()
+
+
+def test_raise_is_unbiased_for_the_annealed_model():
+    """E[p-hat(v)] = p_ann(v) = (p_0 T_1 ... T_K)(v), computed exactly on a tiny model."""
+    rbm = _tiny()
+    W, a, b = rbm.scaled_parameters(torch.float64)
+    a_base = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    betas = [0.0, 0.5, 1.0]
+    V, H = all_states(5), all_states(3)
+    p = torch.softmax(V @ a_base, 0)                                      # p_0
+    for t in betas[1:]:
+        p = p @ _gibbs_kernel(W, a, b, a_base, t, V, H)
+    p_model = torch.exp(_exact_log_p(rbm, V, exact_log_partition(rbm)))
+    assert float((p - p_model).abs().max() / p_model.max()) > 0.1      # p_ann != p_model here
+    r = raise_log_likelihood(rbm, V, n_chains=4000, n_betas=betas, base_visible_bias=a_base,
+                             seed=3, batch_size=8)
+    rel = torch.exp(r.per_example) / p - 1
+    assert float(rel.abs().max()) < 0.05
+    assert abs(float(rel.mean())) < 0.01
+
+
+# --- 2. bracketing on data sampled from the model ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def sampled():
+    rbm = _model(32, 14, 2.0, seed=4)
+    log_z = exact_log_partition(rbm)
+    data = _exact_samples(rbm, 200, seed=5)
+    return rbm, log_z, data, _exact_log_p(rbm, data, log_z)
+
+
+def test_forward_and_reverse_ais_bracket_the_exact_likelihood(sampled):
+    rbm, log_z, data, exact = sampled
+    ll_exact = float(exact.mean())
+    # a short ladder: both estimators are visibly off, in their own directions
+    fwd = ais_log_partition(rbm, n_chains=100, n_betas=100, seed=6)
+    ll_fwd = rbm.log_likelihood(data, fwd.log_z)
+    rev = raise_log_likelihood(rbm, data, n_chains=10, n_betas=100, seed=7)
+    assert isinstance(rev, RAISEResult) and rev.per_example.shape == (200,)
+    diff = rev.per_example - exact                       # paired: the same rows
+    diff_se = float(diff.std()) / math.sqrt(len(diff))
+    assert rev.log_likelihood < ll_exact + 3 * diff_se  # conservative
+    assert ll_fwd > ll_exact - 3 * fwd.stderr            # optimistic (log Z-hat biased low)
+    assert rev.log_likelihood < ll_fwd + 3 * fwd.stderr
+    assert float(diff.mean()) > -1.0
+    assert rev.stderr == pytest.approx(float(rev.per_example.std()) / math.sqrt(200))
+
+
+def test_raise_close_to_exact_with_a_good_ladder(sampled):
+    rbm, log_z, data, exact = sampled
+    rev = raise_log_likelihood(rbm, data, n_chains=10, n_betas=1500, seed=8, batch_size=64)
+    diff = rev.per_example - exact
+    diff_se = float(diff.std()) / math.sqrt(len(diff))
+    assert float(diff.mean()) < 3 * diff_se
+    assert abs(float(diff.mean())) < 0.1
+    fwd = ais_log_partition(rbm, n_chains=100, n_betas=1500, seed=9)
+    assert abs(fwd.log_z - log_z) < max(3 * fwd.stderr, 0.02)
+    assert abs(fwd.log_z - log_z) < 0.1
+
+
+# --- 3. the base-rate model is estimated exactly ----------------------------------------------
+
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_base_rate_model_is_exact(beta):
+    g = torch.Generator().manual_seed(10)
+    data = (torch.rand(50, 24, generator=g, dtype=torch.float64) < torch.linspace(0.02, 0.9, 24)).double()
+    a_base = base_rate_bias(data)
+    # W = 0, visible bias a_A, hidden bias 0 (a_A / beta is exact for beta = 2)
+    rbm = RBM.from_weights(torch.zeros(24, 7, dtype=torch.float64), a_base / beta,
+                           torch.zeros(7, dtype=torch.float64), beta=beta)
+    log_z = exact_log_partition(rbm)
+    r = ais_log_partition(rbm, n_chains=20, n_betas=50, base_visible_bias=a_base, seed=0)
+    assert r.log_z == pytest.approx(log_z, abs=1e-12)
+    assert r.log_z_base == pytest.approx(log_z, abs=1e-12)
+    assert r.stderr == 0.0 and bool((r.log_weights == 0).all())
+    assert r.log_z_lower == r.log_z == r.log_z_upper
+    rev = raise_log_likelihood(rbm, data, n_chains=3, n_betas=50, base_visible_bias=a_base)
+    torch.testing.assert_close(rev.per_example, _exact_log_p(rbm, data, log_z), rtol=0, atol=1e-12)
+
+
+def test_base_rate_bias():
+    data = torch.tensor([[0, 1, 1.0], [0, 1, 0], [0, 1, 1], [0, 1, 0]])
+    a = base_rate_bias(data, smoothing=0.1)
+    p = torch.tensor([0.05, 0.95, 0.5], dtype=torch.float64)
+    torch.testing.assert_close(a, torch.log(p / (1 - p)))
+    with pytest.raises(ValueError, match="data"):
+        base_rate_bias(torch.tensor([[0.0, 2.0]]))
+    with pytest.raises(ValueError, match="smoothing"):
+        base_rate_bias(data, smoothing=0)
+
+
+def test_data_base_rate_is_consistent(sampled):
+    rbm, log_z, data, _ = sampled
+    plain = ais_log_partition(rbm, n_chains=100, n_betas=300, seed=11)
+    based = ais_log_partition(rbm, n_chains=100, n_betas=300, seed=11,
+                              base_visible_bias=base_rate_bias(data))
+    assert based.log_z_base != plain.log_z_base
+    assert abs(based.log_z - log_z) < 3 * based.stderr + 0.02
+    assert abs(plain.log_z - log_z) < 3 * plain.stderr + 0.02
+
+
+# --- 4. beta != 1 ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("beta", [0.5, 1.7])
+def test_beta_not_one_matches_exact(beta):
+    base = _model(24, 14, 1.2, seed=12)
+    rbm = RBM.from_weights(base.W, base.visible_bias, base.hidden_bias, beta=beta)
+    log_z = exact_log_partition(rbm)
+    assert abs(log_z - exact_log_partition(base)) > 5      # another temperature, another model
+    r = ais_log_partition(rbm, n_chains=200, n_betas=2000, seed=13)
+    assert abs(r.log_z - log_z) < 3 * r.stderr + 0.005 and abs(r.log_z - log_z) < 0.05
+    data = _exact_samples(rbm, 100, seed=14)
+    exact = _exact_log_p(rbm, data, log_z)
+    rev = raise_log_likelihood(rbm, data, n_chains=8, n_betas=1000, seed=15)
+    diff = rev.per_example - exact
+    assert float(diff.mean()) < 3 * float(diff.std()) / 10 and abs(float(diff.mean())) < 0.1
+    # forward AIS likelihood through RBM.log_likelihood (which applies beta) agrees as well
+    assert abs(rbm.log_likelihood(data, r.log_z) - float(exact.mean())) < 0.05
+
+
+def test_float32_model():
+    rbm64 = _model(24, 12, 1.0, seed=16)
+    rbm = rbm64.to(dtype=torch.float32)
+    log_z = exact_log_partition(rbm64)
+    r = ais_log_partition(rbm, n_chains=100, n_betas=1000, seed=17)
+    assert r.samples.dtype == torch.float32 and r.log_weights.dtype == torch.float64
+    assert abs(r.log_z - log_z) < 3 * r.stderr + 0.01
+    rev = raise_log_likelihood(rbm, _exact_samples(rbm64, 20, seed=18).float(), n_chains=4, n_betas=200)
+    assert math.isfinite(rev.log_likelihood)
+
+
+def test_reproducible_and_progress(capsys):
+    rbm = _tiny()
+    r1 = ais_log_partition(rbm, n_chains=10, n_betas=30, seed=5, progress=True)
+    r2 = ais_log_partition(rbm, n_chains=10, n_betas=30, seed=5)
+    assert torch.equal(r1.log_weights, r2.log_weights) and r1.seconds >= 0
+    q1 = raise_log_likelihood(rbm, torch.ones(3, 5), n_chains=2, n_betas=10, seed=5, progress=True)
+    q2 = raise_log_likelihood(rbm, torch.ones(3, 5), n_chains=2, n_betas=10, seed=5, batch_size=2)
+    assert q1.per_example.shape == (3,) and torch.isfinite(q2.per_example).all()
+
+
+# --- 5. bad arguments -----------------------------------------------------------------------
+
+def test_bad_arguments():
+    rbm = _tiny()
+    data = torch.ones(2, 5)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n_chains"):
+            ais_log_partition(rbm, n_chains=bad)
+        with pytest.raises(ValueError, match="n_chains"):
+            raise_log_likelihood(rbm, data, n_chains=bad)
+    for bad in ([0.2, 0.5, 1.0], [0.0, 0.5], [0.0, 0.7, 0.5, 1.0], [0.0, 2.0], 1, "fast", [1.0]):
+        with pytest.raises(ValueError, match="n_betas"):
+            ais_log_partition(rbm, n_betas=bad)
+        with pytest.raises(ValueError, match="n_betas"):
+            raise_log_likelihood(rbm, data, n_betas=bad)
+    with pytest.raises(ValueError, match="data"):
+        raise_log_likelihood(rbm, torch.ones(2, 6))
+    with pytest.raises(ValueError, match="data"):
+        raise_log_likelihood(rbm, torch.full((2, 5), 0.5))
+    with pytest.raises(ValueError, match="base_visible_bias"):
+        ais_log_partition(rbm, base_visible_bias=torch.zeros(4))
+    with pytest.raises(ValueError, match="base_visible_bias"):
+        raise_log_likelihood(rbm, data, base_visible_bias=torch.zeros(6))
+    with pytest.raises(ValueError, match="batch_size"):
+        raise_log_likelihood(rbm, data, batch_size=0)
