@@ -33,9 +33,8 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .._numerics import LOG2, as_tensor, logit, make_generator
+from .._numerics import LOG2, as_tensor, logit, make_generator, softplus
 from ..schedules import betas_from
 
 # softplus(x) = x for x > 50 is exact in float64 (log1p(exp(-50)) ~ 2e-22); below, log1p(exp(x)).
@@ -114,7 +113,7 @@ def _ladder(n_betas) -> torch.Tensor:
     try:
         betas = betas_from(n_betas)
     except (ValueError, TypeError, RuntimeError) as exc:
-        msg = str(exc)
+        msg = str(exc).removeprefix("betas: ")
         if not msg.startswith("n_betas"):
             msg = f"n_betas: {msg}"
         raise ValueError(msg) from None
@@ -156,7 +155,7 @@ class _Path:
         self.b_aug = torch.cat([b, b.new_zeros(1)]).to(dt)                         # (n_h+1,)
         self.WT_aug = torch.cat([W.T, d[None, :]], 0).to(dt).contiguous()          # (n_h+1, n_v)
         self.a_base = base_bias64.to(dt)
-        self.log_z_base = float(F.softplus(base_bias64).sum()) + n_h * LOG2
+        self.log_z_base = float(softplus(base_bias64).sum()) + n_h * LOG2
         # [t_{i+1}, t_i] for i = 0..K-1 as float64 (2, 1, 1) tensors
         pairs = torch.stack([betas[1:], betas[:-1]], 1).to(dev).view(-1, 2, 1, 1)
         self.pairs = list(pairs.unbind(0))
@@ -253,9 +252,9 @@ def ais_log_partition(rbm, n_chains: int = 100, n_betas="sm08", base_visible_bia
             if bar is not None and (k % _PROGRESS_EVERY == 0 or k == K):
                 bar.update(k - bar.n)
         log_z, stderr, lower, upper = _summarise(lw, path.log_z_base)
-        samples = path.v.clone()
     if bar is not None:
         bar.close()
+    samples = path.v.clone()                  # outside inference mode: ordinary tensors
     return AISResult(log_z=log_z, stderr=stderr, log_z_lower=lower, log_z_upper=upper,
                      log_weights=lw.cpu().clone(), log_z_base=path.log_z_base, n_betas=K + 1,
                      seconds=time.perf_counter() - t0, samples=samples)

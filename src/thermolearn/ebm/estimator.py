@@ -1,7 +1,7 @@
 """A scikit-learn estimator around the library's RBM: ``BernoulliRBM``.
 
 A thin shell (ARCHITECTURE.md, principle 5): the algorithms are :class:`~thermolearn.ebm.RBM`,
-:func:`~thermolearn.ebm.train.train`, :func:`~thermolearn.ebm.exact_log_partition` and
+:func:`~thermolearn.ebm.training.train`, :func:`~thermolearn.ebm.exact_log_partition` and
 :func:`~thermolearn.ebm.ais.ais_log_partition`; this module only converts between scikit-learn's
 conventions (NumPy arrays, ``random_state``, fitted attributes ending in ``_``) and the library's
 (torch tensors, explicit seeds).
@@ -60,7 +60,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     n_components : int, default=256
         Number of hidden units.
     method : {"cd", "pcd", "mf", "tap2", "tap3"}, default="pcd"
-        Estimator of the model term of the gradient (see :mod:`thermolearn.ebm.train`):
+        Estimator of the model term of the gradient (see :mod:`thermolearn.ebm.training`):
         contrastive divergence, persistent CD, or persistent naive mean-field / TAP2 / TAP3
         magnetizations.
     k : int, default=1
@@ -98,7 +98,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     n_iter_ : int
         Epochs trained so far (``fit`` sets it to ``n_iter``, ``partial_fit`` adds one).
     history_ : list of dict
-        One record per epoch from :func:`~thermolearn.ebm.train.train` (free energy of a
+        One record per epoch from :func:`~thermolearn.ebm.training.train` (free energy of a
         training subset, reconstruction error, seconds, learning rate, momentum, epoch).
     random_state_ : numpy.random.RandomState
         The random stream that ``partial_fit``, ``gibbs`` and ``sample`` draw their seeds from.

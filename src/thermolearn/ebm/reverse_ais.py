@@ -33,9 +33,10 @@ p_ann(v); averaging M chains in the weight domain (log-mean-exp) keeps it unbias
 Jensen E[log p-hat(v)] <= log p_ann(v): a stochastic lower bound on the annealed model's
 log-likelihood, which approaches the RBM's as the ladder gets finer (p_ann -> p_1). Burda et al.
 argue that on held-out data the bias is conservative; together with forward AIS (which tends to
-over-estimate likelihoods) it brackets the truth. Note the chain's importance weights use
-f_{k-1}/f_k evaluated at the state *produced by* T_k (cf. the correction by Upadhya & Sastry
-2015 to a typo in the original paper).
+over-estimate likelihoods) it brackets the truth. Each ratio f_{k-1}/f_k is evaluated at the
+state x_{k-1} *produced by* T_k from x_k. (Upadhya & Sastry 2015 report a typo in the weights
+as printed in the original paper; the formula here is derived above and tested against the
+exact p_ann = p_0 T_1 ... T_K of a small model in tests/test_partition.py.)
 
 Implementation: like forward AIS, exactly two matrix products per temperature. The product
 x = b' + v W' of the state x_k (for k < K) gives both the weight term
