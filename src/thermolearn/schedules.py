@@ -34,6 +34,14 @@ def inverse_decay(start: float, half_life: float) -> Schedule:
     return lambda epoch: start / (1.0 + epoch / half_life)
 
 
+def linear_decay(start: float, epochs: int, end: float = 0.0) -> Schedule:
+    """From ``start`` at epoch 0 linearly towards ``end``, reached after ``epochs`` epochs
+    (so the last epoch of a run of that length still learns); Tieleman (2008) decays to 0."""
+    if epochs < 1:
+        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+    return lambda epoch: start + (end - start) * min(epoch, epochs) / epochs
+
+
 def sm08_betas(dtype=torch.float64) -> torch.Tensor:
     """The AIS ladder of Salakhutdinov & Murray (2008): 14,501 values from 0 to 1.
 
