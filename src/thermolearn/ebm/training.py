@@ -33,7 +33,7 @@ import torch
 from .._numerics import as_tensor, binarize as _binarize, make_generator
 from .._random import BernoulliSampler
 from ..io import ModelFileError, load_tensors, save_tensors
-from ..schedules import as_schedule, step
+from ..schedules import as_schedule
 from .rbm import RBM
 
 METHODS = ("cd", "pcd", "mf", "tap2", "tap3")
@@ -64,7 +64,7 @@ class TrainHistory:
 
 
 def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int = 10, batch_size: int = 100,
-          lr=0.01, momentum=step(0.5, 0.9, at=5), weight_decay: float = 1e-4, validation=None,
+          lr=0.01, momentum=0.5, weight_decay: float = 1e-4, validation=None,
           binarize: str | None = None, monitor_size: int = 1000, damping: float = 0.5,
           seed=0, checkpoint=None, resume: bool = True, progress: bool = False,
           callback=None) -> TrainHistory:
@@ -76,7 +76,10 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     k : Gibbs sweeps per update (cd/pcd, default 1), damped fixed-point sweeps per update
         (mf/tap, default 3 as in the reference codes).
     lr, momentum : numbers or callables epoch -> number (see thermolearn.schedules). The
-        learning rate multiplies the gradient averaged over the batch.
+        learning rate multiplies the gradient averaged over the batch. Hinton's guide raises
+        the momentum from 0.5 to 0.9 after 5 epochs (``schedules.step(0.5, 0.9, at=5)``); with
+        PCD on MNIST that switch destabilised the chains at lr 0.01-0.05 (benchmarks/BENCHMARKS.md),
+        so the default stays at 0.5.
     weight_decay : L2 penalty on W.
     validation : held-out rows; their mean free energy is recorded every epoch.
     binarize : None (data must be 0/1), "threshold" or "stochastic" for data in [0, 1].

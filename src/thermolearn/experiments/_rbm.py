@@ -1,0 +1,58 @@
+"""What the RBM experiments share: load the data, train one RBM, evaluate it by every estimator.
+
+A parameter point names everything the run depends on:
+
+    data            "mnist" (Salakhutdinov & Murray 2008 stochastic binarization, seed 0) or
+                    "digits" (scikit-learn 8x8 digits, threshold-binarized, seed-0 split)
+    hidden          number of hidden units
+    method, k       trainer (cd, pcd, tap2, tap3) and its Gibbs / fixed-point sweeps per update
+    epochs, batch_size, lr, lr_half_life
+                    lr / (1 + epoch / lr_half_life), momentum 0.5 then 0.9, weight decay 1e-4
+    ais_chains, ais_betas, raise_examples
+                    evaluation: forward AIS (chains, "sm08" or a number of betas), reverse AIS
+                    on that many test and training examples with the same ladder, TAP2/TAP3
+    seed            initialisation, shuffling and sampling (the data binarization keeps seed 0)
+
+The visible biases start at the logit of the training pixel means (Hinton's practical guide).
+"""
+
+from __future__ import annotations
+
+import functools
+
+DATA_SEED = 0
+
+
+@functools.lru_cache(maxsize=2)
+def dataset(name: str):
+    """The named dataset, loaded once per process."""
+    from ..data import load_digits, load_mnist
+
+    if name == "mnist":
+        return load_mnist(binarize="stochastic", seed=DATA_SEED)
+    if name == "digits":
+        return load_digits(binarize="threshold", seed=DATA_SEED)
+    raise ValueError(f"data: expected 'mnist' or 'digits', got {name!r}")
+
+
+def train_and_evaluate(p: dict) -> dict:
+    """Train the RBM of point ``p`` and return one flat record (see evaluate_rbm for the keys)."""
+    from ..ebm import RBM, base_rate_bias, evaluate_rbm, train
+    from ..schedules import inverse_decay
+
+    ds = dataset(p["data"])
+    rbm = RBM(ds.train.shape[1], p["hidden"], seed=p["seed"])
+    rbm.visible_bias.copy_(base_rate_bias(ds.train).to(rbm.dtype))
+    hist = train(rbm, ds.train, method=p["method"], k=p["k"], epochs=p["epochs"],
+                 batch_size=p["batch_size"], lr=inverse_decay(p["lr"], p["lr_half_life"]),
+                 weight_decay=1e-4, validation=ds.test[:2000], seed=p["seed"])
+    res = evaluate_rbm(rbm, ds.train, ds.test, n_chains=p["ais_chains"], n_betas=p["ais_betas"],
+                       raise_examples=p["raise_examples"], raise_chains=1, raise_betas=p["ais_betas"],
+                       tap_orders=(2, 3), seed=p["seed"])
+    res["eval_seconds"] = res.pop("seconds")
+    last = hist.last
+    res.update(train_seconds=sum(r["seconds"] for r in hist.records),
+               final_free_energy_train=last.get("free_energy_train"),
+               final_free_energy_valid=last.get("free_energy_valid"),
+               final_reconstruction_error=last.get("reconstruction_error"))
+    return res

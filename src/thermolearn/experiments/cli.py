@@ -1,0 +1,135 @@
+"""Commands: ``experiments list``, ``reproduce``, ``report``, ``results export``.
+
+``register(app)`` adds them to the ``thermolearn`` Typer app (see thermolearn/cli.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_DB = Path("runs") / "thermolearn.sqlite"
+DEFAULT_OUT = Path("runs") / "report"
+
+console = Console()
+experiments_app = typer.Typer(help="Named experiments: list them.", no_args_is_help=True)
+results_app = typer.Typer(help="Stored results: export them.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code=code)
+
+
+@experiments_app.command("list")
+def list_experiments(
+    fixed: bool = typer.Option(False, "--fixed", help="Also show the parameters that do not vary."),
+):
+    """Each experiment: name, description, parameter grid, expected run time (full / --quick)."""
+    from .registry import all_experiments, format_seconds
+
+    table = Table(title="thermolearn experiments (thermolearn reproduce NAME [--quick])", show_lines=True)
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("description")
+    table.add_column("grid: full / --quick")
+    table.add_column("time: full / --quick", justify="right", no_wrap=True)
+    for exp in all_experiments():
+        full, quick = exp.expected_seconds
+        table.add_row(exp.name, exp.description,
+                      f"{exp.describe_grid(False, fixed)}\n[dim]--quick:[/] {exp.describe_grid(True, fixed)}",
+                      f"{format_seconds(full)} / {format_seconds(quick)}")
+    console.print(table)
+    console.print("Times are estimates for 2 worker processes of 1 thread each.")
+
+
+def reproduce(
+    names: List[str] = typer.Argument(..., help="Experiment names, or 'all'."),
+    quick: bool = typer.Option(False, "--quick", help="The small variants (minutes in all)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes of the local Dask cluster (default 2)."),
+    scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786."),
+    db: Path = typer.Option(DEFAULT_DB, help="SQLite results file; finished points in it are skipped."),
+    out: Path = typer.Option(DEFAULT_OUT, help="Folder of the report written after the sweep."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun points that failed before."),
+    threads: int = typer.Option(1, help="Numerical threads per point (torch, OpenMP, numba)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+):
+    """Run the named experiments on Dask (resumable), store the results in SQLite, write the report."""
+    from .registry import resolve
+    from .report import make_report
+    from .runner import run_experiments
+
+    try:
+        selected = resolve(names)
+    except ValueError as exc:
+        _fail(str(exc))
+    if threads < 1:
+        _fail(f"--threads: expected a positive integer, got {threads}")
+    try:
+        summary = run_experiments(selected, quick=quick, workers=workers, scheduler=scheduler, db=db,
+                                  retry_failed=retry_failed, progress=progress, threads=threads,
+                                  log=lambda m: console.print(m, soft_wrap=True, highlight=False))
+    except KeyboardInterrupt:
+        console.print(f"\ninterrupted: the finished points are stored in {db}; "
+                      "run the same command again to resume.")
+        raise typer.Exit(code=130)
+    except (ConnectionError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{summary.done} points done and {summary.failed} failed now, "
+                  f"{summary.skipped_done} done before ({summary.seconds:.0f} s)")
+    files = make_report(db, out, names=[e.name for e in selected])
+    console.print(f"report: {files.html} (also {files.markdown.name} and {len(files.plots)} PNG plots)")
+    if summary.failed or summary.skipped_failed:
+        console.print(f"[yellow]{summary.failed + summary.skipped_failed} points have failed[/]; "
+                      "their errors are in the report; --retry-failed reruns them")
+        raise typer.Exit(code=1)
+
+
+def report(
+    db: Path = typer.Option(DEFAULT_DB, help="SQLite results file."),
+    out: Path = typer.Option(DEFAULT_OUT, help="Folder for index.html, report.md and the PNG plots."),
+    name: Optional[List[str]] = typer.Option(None, "--experiment", help="Only these experiments."),
+):
+    """Write plots (PNG), a self-contained HTML page and Markdown from a results database."""
+    from .report import make_report
+
+    try:
+        files = make_report(db, out, names=name or None)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {files.html}, {files.markdown} and {len(files.plots)} PNG plots")
+
+
+@results_app.command("export")
+def export(
+    db: Path = typer.Option(DEFAULT_DB, help="SQLite results file."),
+    fmt: str = typer.Option("csv", "--format", help="Output format: csv."),
+    output: Optional[Path] = typer.Option(None, help="Output file (default: standard output)."),
+    experiment: Optional[str] = typer.Option(None, help="Only this experiment."),
+):
+    """Export the records: one CSV row per record, with experiment, point, seed and parameters."""
+    from .store import open_store
+
+    if fmt != "csv":
+        _fail(f"--format: expected 'csv', got {fmt!r}")
+    try:
+        with open_store(db) as store:
+            text = store.export_csv(output, experiment=experiment)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        console.print(f"wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the experiment commands to the ``thermolearn`` app."""
+    app.add_typer(experiments_app, name="experiments")
+    app.add_typer(results_app, name="results")
+    app.command("reproduce")(reproduce)
+    app.command("report")(report)

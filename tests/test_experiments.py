@@ -1,0 +1,289 @@
+"""Experiments: registry, SQLite store, Dask runner (real loopback cluster), kill -9 and resume,
+report, CSV export, command line, and one real quick RBM point."""
+
+import csv
+import io
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from thermolearn.cli import app
+from thermolearn.experiments import _selftest
+from thermolearn.experiments.registry import Anchor, Experiment, all_experiments, expand, get, register, resolve
+from thermolearn.experiments.report import make_report
+from thermolearn.experiments.runner import execute, plain_records, run_experiments
+from thermolearn.experiments.store import PointResult, Store, split_points
+
+cli = CliRunner()
+THREAD_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A real Dask scheduler and two worker processes on loopback."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR, env=THREAD_ENV) as cluster:
+        yield cluster.scheduler_address
+
+
+def _exp(name, grid, seeds=(0, 1), **kw):
+    return register(Experiment(name=name, description=f"test {name}", run=_selftest.value, grid=grid,
+                               seeds=list(seeds), hidden=True, **kw), replace=True)
+
+
+def _without_pid(records):
+    return [{k: v for k, v in r.items() if k != "pid"} for r in records]
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+def test_grid_expansion_and_registry():
+    assert expand({"a": [1, 2], "b": ["x", "y"]}) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]
+    assert expand([{"a": [1], "b": [0]}, {"a": [2, 3]}, {"a": [1], "b": [0]}]) == [
+        {"a": 1, "b": 0}, {"a": 2}, {"a": 3}]                     # union, duplicates once
+    for bad in ({"a": []}, {"a": 1}, {"seed": [1]}, {"a": [[1, 2]]}):
+        with pytest.raises(ValueError):
+            expand(bad)
+    exp = _exp("t-grid", {"x": [1, 2, 3]}, seeds=[0, 1], quick_grid={"x": [1]}, quick_seeds=[5])
+    assert exp.points() == [({"x": x}, s) for x in (1, 2, 3) for s in (0, 1)]
+    assert exp.points(quick=True) == [({"x": 1}, 5)]
+    assert "x ∈ {1, 2, 3}" in exp.describe_grid() and "(6 runs)" in exp.describe_grid()
+    assert get("t-grid") is exp
+    with pytest.raises(ValueError, match="already registered"):
+        register(Experiment(name="t-grid", description="", run=_selftest.value, grid={"x": [1]}))
+    with pytest.raises(ValueError, match="unknown experiment 'nope'.*rbm-small-exact"):
+        get("nope")
+    names = [e.name for e in resolve(["all"])]
+    assert names[:2] == ["rbm-small-exact", "rbm-mnist-likelihood"] and "t-grid" not in names
+    assert {"rbm-small-exact", "rbm-mnist-likelihood"} <= {e.name for e in all_experiments()}
+    # a parameter that follows from another is not listed separately
+    assert get("rbm-mnist-likelihood").describe_grid(quick=True).startswith("model ∈ {cd1-64")
+
+
+# -- store --------------------------------------------------------------------------------------
+
+def test_store_unique_rows_and_skips(tmp_path):
+    db = tmp_path / "r.sqlite"
+    with Store(db) as store:
+        assert store.journal_mode == "wal"
+        done = PointResult("e", {"b": 1, "a": 0.5}, 0, "done", records=[{"v": 1}], seconds=0.1,
+                           env={"package_version": "9", "torch": "t"})
+        assert store.put(done)
+        # the same point again (keys in another order: same canonical JSON) is not stored twice
+        assert not store.put(PointResult("e", {"a": 0.5, "b": 1}, 0, "done", records=[{"v": 2}]))
+        assert not store.put(PointResult("e", {"a": 0.5, "b": 1}, 0, "failed", error="X: late"))
+        assert store.put(PointResult("e", {"a": 0.5, "b": 1}, 1, "failed", error="E: boom", traceback="tb"))
+        rows = store.results("e")
+        assert [(r.seed, r.status, r.records) for r in rows] == [(0, "done", [{"v": 1}]), (1, "failed", None)]
+        assert rows[0].env["package_version"] == "9" and rows[1].error == "E: boom"
+        points = [({"a": 0.5, "b": 1}, s) for s in (0, 1, 2)]
+        todo, skipped_done, skipped_failed = split_points(store, "e", points, retry_failed=False)
+        assert (len(todo), len(skipped_done), len(skipped_failed)) == (1, 1, 1)
+        assert len(split_points(store, "e", points, retry_failed=True)[0]) == 2
+        # a retry replaces the failed row (same row, attempts counted)
+        assert store.put(PointResult("e", {"a": 0.5, "b": 1}, 1, "done", records=[{"v": 3}]))
+        r = store.results("e")[1]
+        assert (r.status, r.records, r.error, r.attempts) == ("done", [{"v": 3}], None, 2)
+    with sqlite3.connect(db) as conn:                       # the UNIQUE constraint itself
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("INSERT INTO results (experiment, point, seed, status) VALUES "
+                         "('e', '{\"a\":0.5,\"b\":1}', 0, 'done')")
+
+
+def test_execute_records_errors_and_converts_values():
+    out = execute(lambda p: [{"a": np.float32(1.5), "b": torch.tensor(2), "c": np.arange(2)}], {"x": 1}, 3)
+    assert out["status"] == "done" and out["records"] == [{"a": 1.5, "b": 2, "c": [0, 1]}]
+    assert out["env"]["torch"] == torch.__version__ and out["seconds"] >= 0
+    bad = execute(lambda p: 1 / 0, {}, 0)
+    assert bad["status"] == "failed" and bad["error"].startswith("ZeroDivisionError")
+    assert "1 / 0" in bad["traceback"]
+    assert execute(lambda p: "text", {}, 0)["error"].startswith("TypeError: an experiment must return")
+    assert plain_records({"a": 1}) == [{"a": 1}]
+
+
+# -- runner on a real Dask cluster ----------------------------------------------------------------
+
+def test_sweep_on_loopback_scheduler_failures_and_retry(scheduler, tmp_path):
+    marker = tmp_path / "marker"
+    exp = _exp("t-fail", [{"x": [1, 2, 3]}, {"x": [4], "fail_unless": [str(marker)]}])
+    db = tmp_path / "r.sqlite"
+    s = run_experiments([exp.name], scheduler=scheduler, db=db, progress=False, log=None)
+    assert (s.total, s.done, s.failed) == (8, 6, 2)
+    with Store(db) as store:
+        rows = store.results(exp.name)
+        failed = [r for r in rows if r.status == "failed"]
+        assert len(rows) == 8 and len(failed) == 2
+        assert all("on purpose" in r.error and "RuntimeError" in r.traceback for r in failed)
+        done = [r for r in rows if r.status == "done"]
+        assert all(rec["pid"] != os.getpid() for r in done for rec in r.records)   # ran on workers
+        assert all(r.env["dask"] and r.env["python"] and r.env["device"].startswith("cpu") for r in done)
+        expected = {(r.point["x"], r.seed): _selftest.deterministic_value(r.point["x"], r.seed) for r in done}
+        assert all(r.records[0]["value"] == expected[(r.point["x"], r.seed)] for r in done)
+    s = run_experiments([exp.name], scheduler=scheduler, db=db, progress=False, log=None)
+    assert (s.done, s.failed, s.skipped_done, s.skipped_failed) == (0, 0, 6, 2)
+    marker.touch()
+    s = run_experiments([exp.name], scheduler=scheduler, db=db, retry_failed=True, progress=False, log=None)
+    assert (s.done, s.failed, s.skipped_done) == (2, 0, 6)
+    with Store(db) as store:
+        rows = store.results(exp.name)
+        assert len(rows) == 8 and all(r.status == "done" for r in rows)
+        assert sorted(r.attempts for r in rows) == [1] * 6 + [2] * 2
+
+
+def test_kill_minus_nine_then_resume_through_scheduler(scheduler, tmp_path):
+    """A sweep process killed by SIGKILL midway resumes (CLI, --scheduler) with every point once,
+    and the values equal those of a clean run."""
+    db, out = tmp_path / "k.sqlite", tmp_path / "report"
+    env = dict(os.environ, THERMOLEARN_EXPERIMENTS="thermolearn.experiments._selftest", **THREAD_ENV)
+    cmd = [sys.executable, "-c", "from thermolearn.cli import app; app()", "reproduce", "selftest-sleep",
+           "--db", str(db), "--out", str(out), "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    n_points = len(_selftest.SLEEP.points())
+    rows_at_kill, t0 = 0, time.time()
+    try:
+        while time.time() - t0 < 120 and proc.poll() is None:
+            time.sleep(0.05)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as conn:
+                        rows_at_kill = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+                except sqlite3.OperationalError:     # the file is being created
+                    continue
+            if rows_at_kill >= 3:
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _gone, alive = psutil.wait_procs(children, timeout=30)     # the workers leave with the driver
+    for p in alive:
+        p.kill()
+    assert not alive, "worker processes outlived the killed driver"
+    assert 3 <= rows_at_kill < n_points, "the sweep was not killed midway"
+
+    r = cli.invoke(app, ["reproduce", "selftest-sleep", "--scheduler", scheduler, "--db", str(db),
+                         "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert f"{n_points} points" in r.output and "done already" in r.output
+    clean_db = tmp_path / "clean.sqlite"
+    run_experiments(["selftest-sleep"], scheduler=scheduler, db=clean_db, progress=False, log=None)
+    with sqlite3.connect(db) as conn:
+        counts = conn.execute("SELECT COUNT(*) FROM results GROUP BY experiment, point, seed").fetchall()
+    assert len(counts) == n_points and {c for (c,) in counts} == {1}
+    with Store(db) as resumed, Store(clean_db) as clean:
+        got = {(json.dumps(r.point), r.seed): _without_pid(r.records) for r in resumed.results()}
+        want = {(json.dumps(r.point), r.seed): _without_pid(r.records) for r in clean.results()}
+        assert all(r.status == "done" for r in resumed.results())
+    assert got == want and len(got) == n_points
+    html = (out / "index.html").read_text()
+    assert "data:image/png;base64," in html and "any probability textbook" in html
+
+
+# -- report and export ----------------------------------------------------------------------------
+
+def _fake_rbm_results(store):
+    """Stored rows shaped like the RBM experiments' records (no training: the report only)."""
+    ll = {"ais_test_ll": -87.0, "ais_test_ll_lower": -87.5, "ais_test_ll_upper": -86.5, "raise_test_ll": -88.0,
+          "ais_test_ll_same_examples": -87.2, "tap2_test_ll": -85.0, "tap3_test_ll": -85.5, "train_seconds": 1.0}
+    for model, method, k in (("cd25-500", "cd", 25), ("pcd-500", "pcd", 1)):
+        point = {"model": model, "data": "mnist", "hidden": 500, "method": method, "k": k}
+        store.put(PointResult("rbm-mnist-likelihood", point, 0, "done", records=[dict(ll)]))
+    err = {"exact_test_ll": -160.0, "ais_test_ll_error": 0.1, "raise_test_ll_error": -0.2,
+           "tap2_test_ll_error": 1.0, "tap3_test_ll_error": 1.5, "train_seconds": 2.0}
+    for seed in (0, 1):
+        store.put(PointResult("rbm-small-exact", {"data": "mnist", "hidden": 20, "method": "pcd"}, seed,
+                              "done", records=[dict(err, exact_test_ll=-160.0 - seed)]))
+
+
+def test_report_png_html_markdown_with_sources(tmp_path):
+    db = tmp_path / "r.sqlite"
+    _exp("t-report", {"x": [1, 2]}, anchors=[Anchor("value", 0.5, "half", source="Doe & Roe (1999), eq. 7",
+                                                    where={"kind": "a"})],
+         plot=_selftest.plot_value, table=["value"])
+    _exp("t-badplot", {"x": [1]}, plot=lambda records, fig: 1 / 0)
+    with Store(db) as store:
+        for name, xs in (("t-report", (1, 2)), ("t-badplot", (1,))):
+            for x in xs:
+                for seed in (0, 1):
+                    store.put(PointResult(name, {"x": x}, seed, "done", records=_selftest.value({"x": x, "seed": seed}),
+                                          env={"git_commit": "abc123", "device": "cpu (test)"}))
+        store.put(PointResult("t-report", {"x": 3}, 0, "failed", error="RuntimeError: boom"))
+        store.put(PointResult("unregistered", {"y": 1}, 0, "done", records=[{"z": 1.0}]))
+        _fake_rbm_results(store)
+    files = make_report(db, tmp_path / "rep")
+    assert {p.name for p in files.plots} == {"t-report.png", "rbm-mnist-likelihood.png", "rbm-small-exact.png"}
+    for p in files.plots:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+    html = files.html.read_text()
+    md = files.markdown.read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<img" in html and 'src="rep' not in html
+    for text in ("Doe &amp; Roe (1999), eq. 7", "RuntimeError: boom", "abc123", "The plot failed: ZeroDivisionError",
+                 "-86.34", "Salakhutdinov &amp; Murray (2008)", "[unverified", "-165 to -150", "unregistered"):
+        assert text in html, text
+    for text in ("Doe & Roe (1999), eq. 7", "![t-report](t-report.png)", "| x | kind | value | seeds |",
+                 "| CD25, 500 hidden units", "-87.00", "not measured in these results", "-160.50 ± 0.707 (n=2)"):
+        assert text in md, text
+
+
+def test_csv_export_one_row_per_record(tmp_path):
+    db = tmp_path / "r.sqlite"
+    with Store(db) as store:
+        for x in (1, 2):
+            store.put(PointResult("e", {"x": x, "s": "a,b"}, 7, "done", records=[{"v": x, "kind": "a"}, {"v": -x}]))
+        store.put(PointResult("e", {"x": 3, "s": ""}, 7, "failed", error="boom"))
+    out = tmp_path / "out.csv"
+    r = cli.invoke(app, ["results", "export", "--db", str(db), "--format", "csv", "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 4
+    assert list(rows[0])[:6] == ["experiment", "point", "seed", "x", "s", "record"]
+    assert rows[0]["s"] == "a,b" and rows[1]["v"] == "-1" and rows[1]["kind"] == "" and rows[3]["seed"] == "7"
+    assert cli.invoke(app, ["results", "export", "--db", str(db), "--format", "json"]).exit_code == 2
+    assert "no results database" in cli.invoke(app, ["report", "--db", str(tmp_path / "none.sqlite")]).output
+
+
+def test_cli_list_and_unknown_name(tmp_path):
+    r = cli.invoke(app, ["experiments", "list"])
+    assert r.exit_code == 0, r.output
+    for text in ("rbm-small-exact", "rbm-mnist-likelihood", "--quick", "min"):
+        assert text in r.output
+    r = cli.invoke(app, ["reproduce", "no-such-thing", "--db", str(tmp_path / "x.sqlite")])
+    assert r.exit_code == 2 and "unknown experiment" in r.output
+
+
+# -- the real RBM experiment, one quick point, no Dask ------------------------------------------
+
+def test_rbm_small_exact_quick_point():
+    from thermolearn.experiments import rbm_small_exact
+    from thermolearn.experiments.runner import limit_threads
+
+    point, seed = rbm_small_exact.EXPERIMENT.points(quick=True)[1]            # pcd, seed 0
+    before = torch.get_num_threads()
+    limit_threads(1)
+    try:
+        t0 = time.perf_counter()
+        (rec,) = rbm_small_exact.run({**point, "seed": seed})
+        seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(before)
+    assert point["method"] == "pcd" and seconds < 60
+    assert -40 < rec["exact_test_ll"] < -10
+    assert abs(rec["ais_test_ll_error"]) < 6 * rec["ais_stderr"] + 0.05
+    assert abs(rec["raise_test_ll_error"]) < 1.0 and abs(rec["tap2_test_ll_error"]) < 5.0
+    json.dumps(plain_records([rec]))
