@@ -23,29 +23,40 @@ except ImportError:  # pragma: no cover
     njit = None
 
 
+PARALLEL_MIN_SIZE = 2**15
+"""Arrays smaller than this are sampled by one thread: waking the thread pool costs more."""
+
+
+def _fill(out, p, state):  # pragma: no cover - compiled
+    """out[i] = (u_i < p[i]) with u_i from xorshift128+ stream s on the s-th chunk of the array."""
+    n = p.size
+    n_streams = state.shape[0]
+    chunk = (n + n_streams - 1) // n_streams
+    for s in prange(n_streams):
+        x0 = state[s, 0]
+        x1 = state[s, 1]
+        lo = s * chunk
+        hi = min(n, lo + chunk)
+        for i in range(lo, hi):
+            a = x0
+            b = x1
+            x0 = b
+            a ^= a << np.uint64(23)
+            a ^= a >> np.uint64(17)
+            a ^= b ^ (b >> np.uint64(26))
+            x1 = a
+            u = np.float32((a + b) >> np.uint64(40)) * np.float32(1.0 / 16777216.0)
+            out[i] = np.float32(1.0) if u < p[i] else np.float32(0.0)
+        state[s, 0] = x0
+        state[s, 1] = x1
+
+
 if njit is not None:
-    @njit(parallel=True, cache=True, nogil=True)
-    def _bernoulli_kernel(out, p, state):  # pragma: no cover - compiled
-        n = p.size
-        n_streams = state.shape[0]
-        chunk = (n + n_streams - 1) // n_streams
-        for s in prange(n_streams):
-            x0 = state[s, 0]
-            x1 = state[s, 1]
-            lo = s * chunk
-            hi = min(n, lo + chunk)
-            for i in range(lo, hi):
-                a = x0
-                b = x1
-                x0 = b
-                a ^= a << np.uint64(23)
-                a ^= a >> np.uint64(17)
-                a ^= b ^ (b >> np.uint64(26))
-                x1 = a
-                u = np.float32((a + b) >> np.uint64(40)) * np.float32(1.0 / 16777216.0)
-                out[i] = np.float32(1.0) if u < p[i] else np.float32(0.0)
-            state[s, 0] = x0
-            state[s, 1] = x1
+    # the same streams either way, so serial and parallel give identical samples
+    _kernel_serial = njit(cache=True, nogil=True)(_fill)
+    _kernel_parallel = njit(parallel=True, cache=True, nogil=True)(_fill)
+else:  # pragma: no cover
+    prange = range
 
 
 class BernoulliSampler:
@@ -71,7 +82,8 @@ class BernoulliSampler:
                 and out.shape == p.shape)
         if not fast:
             return torch.bernoulli(p, generator=self.torch_generator, out=out)
-        _bernoulli_kernel(out.view(-1).numpy(), p.view(-1).numpy(), self.state)
+        kernel = _kernel_parallel if out.numel() >= PARALLEL_MIN_SIZE else _kernel_serial
+        kernel(out.view(-1).numpy(), p.view(-1).numpy(), self.state)
         return out
 
     def sample(self, p: torch.Tensor) -> torch.Tensor:
