@@ -35,8 +35,22 @@ def scheduler():
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR, env=THREAD_ENV) as cluster:
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         yield cluster.scheduler_address
+
+
+@pytest.fixture
+def restore_threads():
+    """execute() limits the threads of the process it runs in; put them back afterwards."""
+    threads, env = torch.get_num_threads(), dict(os.environ)
+    numba = sys.modules.get("numba")
+    numba_threads = numba.get_num_threads() if numba else None
+    yield
+    torch.set_num_threads(threads)
+    if numba_threads:
+        numba.set_num_threads(numba_threads)
+    os.environ.clear()
+    os.environ.update(env)
 
 
 def _exp(name, grid, seeds=(0, 1), **kw):
@@ -45,7 +59,7 @@ def _exp(name, grid, seeds=(0, 1), **kw):
 
 
 def _without_pid(records):
-    return [{k: v for k, v in r.items() if k != "pid"} for r in records]
+    return [{k: v for k, v in r.items() if k not in ("pid", "torch_threads")} for r in records]
 
 
 # -- registry -----------------------------------------------------------------------------------
@@ -104,7 +118,7 @@ def test_store_unique_rows_and_skips(tmp_path):
                          "('e', '{\"a\":0.5,\"b\":1}', 0, 'done')")
 
 
-def test_execute_records_errors_and_converts_values():
+def test_execute_records_errors_and_converts_values(restore_threads):
     out = execute(lambda p: [{"a": np.float32(1.5), "b": torch.tensor(2), "c": np.arange(2)}], {"x": 1}, 3)
     assert out["status"] == "done" and out["records"] == [{"a": 1.5, "b": 2, "c": [0, 1]}]
     assert out["env"]["torch"] == torch.__version__ and out["seconds"] >= 0
@@ -129,7 +143,8 @@ def test_sweep_on_loopback_scheduler_failures_and_retry(scheduler, tmp_path):
         assert len(rows) == 8 and len(failed) == 2
         assert all("on purpose" in r.error and "RuntimeError" in r.traceback for r in failed)
         done = [r for r in rows if r.status == "done"]
-        assert all(rec["pid"] != os.getpid() for r in done for rec in r.records)   # ran on workers
+        assert all(r.records[0]["pid"] != os.getpid() for r in done)   # ran on the workers
+        assert all(r.records[0]["torch_threads"] == 1 for r in done)
         assert all(r.env["dask"] and r.env["python"] and r.env["device"].startswith("cpu") for r in done)
         expected = {(r.point["x"], r.seed): _selftest.deterministic_value(r.point["x"], r.seed) for r in done}
         assert all(r.records[0]["value"] == expected[(r.point["x"], r.seed)] for r in done)
@@ -237,7 +252,7 @@ def test_report_png_html_markdown_with_sources(tmp_path):
                  "-86.34", "Salakhutdinov &amp; Murray (2008)", "[unverified", "-165 to -150", "unregistered"):
         assert text in html, text
     for text in ("Doe & Roe (1999), eq. 7", "![t-report](t-report.png)", "| x | kind | value | seeds |",
-                 "| CD25, 500 hidden units", "-87.00", "not measured in these results", "-160.50 ± 0.707 (n=2)"):
+                 "| CD25, 500 hidden units", "-87.00", "k=3): not in this experiment's grid", "-160.50 ± 0.707 (n=2)"):
         assert text in md, text
 
 
@@ -252,10 +267,11 @@ def test_csv_export_one_row_per_record(tmp_path):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 4
-    assert list(rows[0])[:6] == ["experiment", "point", "seed", "x", "s", "record"]
+    assert list(rows[0])[:6] == ["experiment", "point", "seed", "s", "x", "record"]   # parameters sorted
     assert rows[0]["s"] == "a,b" and rows[1]["v"] == "-1" and rows[1]["kind"] == "" and rows[3]["seed"] == "7"
     assert cli.invoke(app, ["results", "export", "--db", str(db), "--format", "json"]).exit_code == 2
-    assert "no results database" in cli.invoke(app, ["report", "--db", str(tmp_path / "none.sqlite")]).output
+    r = cli.invoke(app, ["report", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 2 and "no results database" in r.output and not (tmp_path / "rep").exists()
 
 
 def test_cli_list_and_unknown_name(tmp_path):
@@ -269,20 +285,16 @@ def test_cli_list_and_unknown_name(tmp_path):
 
 # -- the real RBM experiment, one quick point, no Dask ------------------------------------------
 
-def test_rbm_small_exact_quick_point():
+def test_rbm_small_exact_quick_point(restore_threads):
     from thermolearn.experiments import rbm_small_exact
     from thermolearn.experiments.runner import limit_threads
 
-    point, seed = rbm_small_exact.EXPERIMENT.points(quick=True)[1]            # pcd, seed 0
-    before = torch.get_num_threads()
+    point, seed = next((p, s) for p, s in rbm_small_exact.EXPERIMENT.points(quick=True)
+                       if p["method"] == "pcd" and s == 0)
     limit_threads(1)
-    try:
-        t0 = time.perf_counter()
-        (rec,) = rbm_small_exact.run({**point, "seed": seed})
-        seconds = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(before)
-    assert point["method"] == "pcd" and seconds < 60
+    t0 = time.perf_counter()
+    (rec,) = rbm_small_exact.run({**point, "seed": seed})
+    assert time.perf_counter() - t0 < 60
     assert -40 < rec["exact_test_ll"] < -10
     assert abs(rec["ais_test_ll_error"]) < 6 * rec["ais_stderr"] + 0.05
     assert abs(rec["raise_test_ll_error"]) < 1.0 and abs(rec["tap2_test_ll_error"]) < 5.0

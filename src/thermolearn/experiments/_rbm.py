@@ -6,11 +6,12 @@ A parameter point names everything the run depends on:
                     "digits" (scikit-learn 8x8 digits, threshold-binarized, seed-0 split)
     hidden          number of hidden units
     method, k       trainer (cd, pcd, tap2, tap3) and its Gibbs / fixed-point sweeps per update
-    epochs, batch_size, lr, lr_half_life
-                    lr / (1 + epoch / lr_half_life), momentum 0.5 then 0.9, weight decay 1e-4
-    ais_chains, ais_betas, raise_examples
+    epochs, batch_size, lr
+                    lr decaying linearly to 0 over the epochs, momentum 0.5, weight decay 1e-4
+    ais_chains, ais_betas, raise_examples, raise_chains
                     evaluation: forward AIS (chains, "sm08" or a number of betas), reverse AIS
-                    on that many test and training examples with the same ladder, TAP2/TAP3
+                    on the first raise_examples test examples (raise_chains chains each) with
+                    the same ladder, TAP2/TAP3 from 100 training rows
     seed            initialisation, shuffling and sampling (the data binarization keeps seed 0)
 
 The visible biases start at the logit of the training pixel means (Hinton's practical guide).
@@ -35,20 +36,22 @@ def dataset(name: str):
     raise ValueError(f"data: expected 'mnist' or 'digits', got {name!r}")
 
 
-def train_and_evaluate(p: dict) -> dict:
+def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict:
     """Train the RBM of point ``p`` and return one flat record (see evaluate_rbm for the keys)."""
     from ..ebm import RBM, base_rate_bias, evaluate_rbm, train
-    from ..schedules import inverse_decay
+    from ..schedules import linear_decay
 
     ds = dataset(p["data"])
     rbm = RBM(ds.train.shape[1], p["hidden"], seed=p["seed"])
     rbm.visible_bias.copy_(base_rate_bias(ds.train).to(rbm.dtype))
     hist = train(rbm, ds.train, method=p["method"], k=p["k"], epochs=p["epochs"],
-                 batch_size=p["batch_size"], lr=inverse_decay(p["lr"], p["lr_half_life"]),
-                 weight_decay=1e-4, validation=ds.test[:2000], seed=p["seed"])
+                 batch_size=p["batch_size"], lr=linear_decay(p["lr"], p["epochs"]), momentum=0.5,
+                 weight_decay=1e-4, validation=ds.test[:2000], seed=p["seed"], checkpoint=checkpoint,
+                 progress=progress)
     res = evaluate_rbm(rbm, ds.train, ds.test, n_chains=p["ais_chains"], n_betas=p["ais_betas"],
-                       raise_examples=p["raise_examples"], raise_chains=1, raise_betas=p["ais_betas"],
-                       tap_orders=(2, 3), seed=p["seed"])
+                       raise_examples=p["raise_examples"], raise_chains=p["raise_chains"],
+                       raise_betas=p["ais_betas"], raise_splits=("test",), tap_orders=(2, 3),
+                       seed=p["seed"], progress=progress)
     res["eval_seconds"] = res.pop("seconds")
     last = hist.last
     res.update(train_seconds=sum(r["seconds"] for r in hist.records),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 
 from .registry import Anchor, Experiment, register
@@ -32,7 +33,10 @@ def value(params: dict) -> list[dict]:
         raise RuntimeError(f"selftest failure on purpose: {marker} does not exist")
     x, seed = params["x"], params["seed"]
     v = deterministic_value(x, seed)
-    return [{"kind": "a", "value": v, "pid": os.getpid()}, {"kind": "b", "value": v * x}]
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    return [{"kind": "a", "value": v, "pid": os.getpid(), "torch_threads": threads},
+            {"kind": "b", "value": v * x}]
 
 
 def work(params: dict) -> list[dict]:

@@ -81,7 +81,7 @@ def reproduce(
         _fail(str(exc))
     console.print(f"{summary.done} points done and {summary.failed} failed now, "
                   f"{summary.skipped_done} done before ({summary.seconds:.0f} s)")
-    files = make_report(db, out, names=[e.name for e in selected])
+    files = make_report(db, out)                      # every experiment in the database
     console.print(f"report: {files.html} (also {files.markdown.name} and {len(files.plots)} PNG plots)")
     if summary.failed or summary.skipped_failed:
         console.print(f"[yellow]{summary.failed + summary.skipped_failed} points have failed[/]; "

@@ -24,11 +24,11 @@ from .registry import Anchor, Experiment, register
 ESTIMATORS = [("ais", "AIS"), ("raise", "reverse AIS"), ("tap2", "TAP2"), ("tap3", "TAP3")]
 
 FULL_GRID = {"data": ["mnist"], "hidden": [20], "method": ["cd", "pcd"], "k": [1], "epochs": [100],
-             "batch_size": [100], "lr": [0.02], "lr_half_life": [20],
-             "ais_chains": [100], "ais_betas": ["sm08"], "raise_examples": [100]}
+             "batch_size": [100], "lr": [0.02],
+             "ais_chains": [100], "ais_betas": ["sm08"], "raise_examples": [50], "raise_chains": [4]}
 QUICK_GRID = {"data": ["digits"], "hidden": [20], "method": ["cd", "pcd"], "k": [1], "epochs": [100],
-              "batch_size": [20], "lr": [0.05], "lr_half_life": [20],
-              "ais_chains": [100], "ais_betas": [2000], "raise_examples": [100]}
+              "batch_size": [20], "lr": [0.05],
+              "ais_chains": [100], "ais_betas": [2000], "raise_examples": [100], "raise_chains": [1]}
 
 
 def run(params: dict) -> list[dict]:

@@ -158,12 +158,25 @@ def _anchor_rows(exp, records) -> list[list[str]]:
     rows = []
     for a in (exp.anchors if exp is not None else []):
         matching = [r for r in records if a.matches(r) and r.get(a.metric) is not None]
-        measured = summarize(r[a.metric] for r in matching)
-        if not measured:
-            where = ", ".join(f"{k}={v}" for k, v in a.where.items())
-            measured = f"not measured in these results (no record with {where or a.metric})"
+        measured = summarize(r[a.metric] for r in matching) or _not_measured(exp, a)
         rows.append([a.label, a.metric, a.value_text(), measured, a.source])
     return rows
+
+
+def _not_measured(exp, anchor) -> str:
+    """Why an anchor has no measured value, and which variant would measure it."""
+    def in_grid(quick):
+        return any(all(p.get(k, v) == v for k, v in anchor.where.items())
+                   for p in registry.expand(exp.grid_for(quick)))
+
+    where = ", ".join(f"{k}={v}" for k, v in anchor.where.items()) or anchor.metric
+    if in_grid(quick=False) and not in_grid(quick=True):
+        hint = "the full variant measures it: run without --quick"
+    elif not in_grid(quick=False) and not in_grid(quick=True):
+        hint = "not in this experiment's grid"
+    else:
+        hint = "not run yet"
+    return f"not measured ({where}): {hint}"
 
 
 def _provenance(results) -> list[str]:
@@ -233,6 +246,7 @@ def build_sections(db, out_dir: Path, names=None) -> list[Section]:
 
 def make_report(db, out_dir, names=None, title: str = "thermolearn results") -> ReportFiles:
     """Write ``out_dir``/index.html, ``out_dir``/report.md and one PNG per experiment."""
+    open_store(db).close()                      # a missing database: an error, no empty folder
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = build_sections(db, out_dir, names)
