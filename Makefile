@@ -4,10 +4,10 @@ INSTALL = $(PY) -m pip install -q -e ".[test]" && $(PY) -m pip install -q --no-d
 
 .PHONY: demo test test-slow
 
-demo:  ## train an RBM on the embedded digits data and evaluate it (exact, AIS, reverse AIS, TAP)
+demo:  ## reproduce every registered experiment in its quick variant, then write the report
 	$(INSTALL)
-	thermolearn rbm train --data digits --hidden 20 --method pcd --epochs 60 --lr 0.05 --batch-size 20 --out runs/digits-pcd.rbm
-	thermolearn rbm evaluate runs/digits-pcd.rbm --raise-examples 200
+	thermolearn reproduce --quick all --db runs/thermolearn.sqlite --out runs/report
+	@echo "report: runs/report/index.html (also runs/report/report.md)"
 
 test:  ## the fast test suite (a few minutes on 2 cores)
 	$(INSTALL)
