@@ -70,19 +70,44 @@ def as_tensor(x, name: str, *, dtype=None, device=None, ndim: int | None = None)
         t = t.to(dtype=dtype if dtype is not None else t.dtype, device=device)
     if ndim is not None and t.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
+    if t.numel() and not all(math.isfinite(float(m)) for m in torch.aminmax(t)):  # NaN propagates
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name}: contains {bad} NaN or Inf value(s)")
     return t
 
 
+def _count_non_binary_torch(x: torch.Tensor) -> int:
+    return int(torch.count_nonzero((x != 0) & (x != 1)))
+
+
+try:
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def _count_non_binary_kernel(flat):  # pragma: no cover - compiled
+        count = 0
+        for i in prange(flat.size):
+            if flat[i] != 0 and flat[i] != 1:
+                count += 1
+        return count
+
+    def _count_non_binary(x: torch.Tensor) -> int:
+        """Entries of x that are neither 0 nor 1 (one parallel pass on CPU tensors)."""
+        if x.device.type != "cpu" or not x.is_contiguous() or x.dtype not in (torch.float32, torch.float64):
+            return _count_non_binary_torch(x)
+        return int(_count_non_binary_kernel(x.view(-1).numpy()))
+except ImportError:  # pragma: no cover
+    _count_non_binary = _count_non_binary_torch
+
+
 def check_binary(x: torch.Tensor, name: str) -> None:
     """Raise if ``x`` has entries other than 0 and 1."""
-    if not ((x == 0) | (x == 1)).all():
+    bad = _count_non_binary(x) if x.numel() else 0
+    if bad:
         lo, hi = float(x.min()), float(x.max())
         raise ValueError(
-            f"{name}: Bernoulli units need binary data (0/1), got values in [{lo:g}, {hi:g}]; "
-            "pass binarize='threshold' or binarize='stochastic' to binarize data in [0, 1]"
+            f"{name}: Bernoulli units need binary data (0/1), got {bad} other value(s), range "
+            f"[{lo:g}, {hi:g}]; pass binarize='threshold' or binarize='stochastic' for data in [0, 1]"
         )
 
 

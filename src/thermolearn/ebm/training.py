@@ -108,8 +108,9 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     n = X.shape[0]
     B = min(batch_size, n)
     settings = dict(method=method, k=k, batch_size=B, weight_decay=weight_decay, beta=rbm.beta,
-                    n_visible=rbm.n_visible, n_hidden=rbm.n_hidden, n_data=n,
-                    data_checksum=float(X.double().sum()))
+                    n_visible=rbm.n_visible, n_hidden=rbm.n_hidden, n_data=n)
+    if checkpoint is not None:     # identifies the data of a resumed run
+        settings["data_checksum"] = float(X.sum(dtype=torch.float64))
     monitor = torch.randperm(n, generator=gen)[:min(monitor_size, n)]
     state = new_state(rbm, method, X, B, gen)
     history = TrainHistory(settings=settings)
