@@ -3,8 +3,10 @@
     python benchmarks/bench_rbm_epoch.py [--repeats 3] [--hidden 500] [--batch 100]
 
 The three are measured interleaved in one process, repeated, and the medians compared:
-- thermolearn: ``train(rbm, X, method="pcd", k=1, epochs=1)``, the whole call (data checks,
-  shuffling, the epoch, the end-of-epoch monitor);
+- thermolearn: ``train(rbm, X, method="pcd", k=1, epochs=1, momentum=0, weight_decay=0)``, the
+  whole call (data checks, shuffling, the epoch, the end-of-epoch monitor), at scikit-learn's
+  settings (plain SGD steps: no momentum, no weight decay); ``--defaults`` uses the library's
+  defaults (momentum 0.5, weight decay 1e-4) instead;
 - scikit-learn: ``BernoulliRBM(n_components=500, batch_size=100, n_iter=1).fit(X)`` on the same
   float32 data (scikit-learn's RBM is also PCD-1 with one chain per batch row);
 - floor: the five matrix products an epoch needs per batch (p(h|data), p(v|h), p(h|v), and
@@ -43,6 +45,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--hidden", type=int, default=500)
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--defaults", action="store_true", help="momentum 0.5 and weight decay 1e-4")
     args = p.parse_args()
 
     from sklearn.neural_network import BernoulliRBM
@@ -54,14 +57,16 @@ def main():
     X = load_mnist(binarize="stochastic", seed=0).train.contiguous()
     Xn = X.numpy()
     print(f"data: MNIST {tuple(X.shape)}, S&M08 binarization; hidden={args.hidden}, batch={args.batch}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"{'library defaults' if args.defaults else 'no momentum, no weight decay (as scikit-learn)'}")
     train(RBM(X.shape[1], args.hidden, seed=0), X[:1000], epochs=1, batch_size=args.batch)  # warm-up
 
     times = {"thermolearn": [], "scikit-learn": [], "floor": []}
     for r in range(args.repeats):
         rbm = RBM(X.shape[1], args.hidden, seed=r)
         t0 = time.perf_counter()
-        train(rbm, X, method="pcd", k=1, epochs=1, batch_size=args.batch, lr=0.01, seed=r)
+        extra = {} if args.defaults else {"momentum": 0.0, "weight_decay": 0.0}
+        train(rbm, X, method="pcd", k=1, epochs=1, batch_size=args.batch, lr=0.01, seed=r, **extra)
         times["thermolearn"].append(time.perf_counter() - t0)
 
         sk = BernoulliRBM(n_components=args.hidden, batch_size=args.batch, n_iter=1,

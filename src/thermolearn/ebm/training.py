@@ -166,36 +166,42 @@ def _epoch(rbm, st, X, B, method, k, lr, mom, wd, damping):
     W, a, b = rbm.W, rbm.visible_bias, rbm.hidden_bias
     perm = torch.randperm(X.shape[0], generator=st.gen).to(X.device)
     step_size = lr * rbm.beta / B  # the gradient of the mean log-likelihood carries a factor beta
-    decay = wd * B / rbm.beta      # so that step_size * decay * W = lr * wd * W
     for i in range(X.shape[0] // B):
-        gW, ga, gb = batch_gradient(rbm, st, X.index_select(0, perm[i * B:(i + 1) * B]),
-                                    method, k, damping, weight_decay=decay)
-        st.vW.mul_(mom).add_(gW, alpha=step_size)
-        st.va.mul_(mom).add_(ga, alpha=step_size)
-        st.vb.mul_(mom).add_(gb, alpha=step_size)
+        # v <- mom v + step (data term - model term) - lr wd W, accumulated by the GEMMs
+        batch_gradient(rbm, st, X.index_select(0, perm[i * B:(i + 1) * B]), method, k, damping,
+                       out=(st.vW, st.va, st.vb), scale=step_size, momentum=mom)
+        if wd:
+            st.vW.add_(W, alpha=-lr * wd)
         W.add_(st.vW)
         a.add_(st.va)
         b.add_(st.vb)
 
 
-def batch_gradient(rbm, st, v0, method, k, damping=0.5, weight_decay=0.0):
+def batch_gradient(rbm, st, v0, method, k, damping=0.5, out=None, scale=1.0, momentum=0.0):
     """Sums over the batch of v h^T, v and h: data term minus the method's model term.
 
     Divided by the batch size (and times beta) this is the estimated gradient of the mean
     log-likelihood. ``st`` carries the persistent chains or magnetizations between calls.
-    ``weight_decay`` subtracts weight_decay * W from the W term (folded into a matrix product).
+    With ``out=(gW, ga, gb)`` the result is accumulated as out <- momentum * out + scale * sums
+    (the matrix products write into gW directly); returns the three tensors.
     """
     B = v0.shape[0]
-    ph0, gW = st.buf("ph0", (B, rbm.n_hidden)), st.buf("gW", rbm.W.shape)
+    if out is None:
+        out = (torch.zeros_like(rbm.W), torch.zeros_like(rbm.visible_bias),
+               torch.zeros_like(rbm.hidden_bias))
+    gW, ga, gb = out
+    ph0 = st.buf("ph0", (B, rbm.n_hidden))
     _activate(ph0, v0, rbm.W, rbm.hidden_bias, rbm.beta)              # p(h | data)
     if method in TAP_ORDER:
         vneg, hneg, dW = _tap_negative(rbm, st, TAP_ORDER[method], k, damping)
-        torch.add(dW, rbm.W, alpha=weight_decay / vneg.shape[0], out=gW).mul_(-vneg.shape[0])
+        gW.mul_(momentum).add_(dW, alpha=-scale * vneg.shape[0])
     else:
         vneg, hneg = _gibbs_negative(rbm, st, v0, ph0, method, k)
-        torch.addmm(rbm.W, vneg.T, hneg, beta=-weight_decay, alpha=-1.0, out=gW)
-    gW.addmm_(v0.T, ph0)
-    return gW, v0.sum(0) - vneg.sum(0), ph0.sum(0) - hneg.sum(0)
+        gW.addmm_(vneg.T, hneg, beta=momentum, alpha=-scale)
+    gW.addmm_(v0.T, ph0, alpha=scale)
+    ga.mul_(momentum).add_(v0.sum(0) - vneg.sum(0), alpha=scale)
+    gb.mul_(momentum).add_(ph0.sum(0) - hneg.sum(0), alpha=scale)
+    return gW, ga, gb
 
 
 def _activate(out, x, W, bias, beta):
