@@ -3,7 +3,7 @@
 Names are imported lazily so that ``import thermolearn.ebm`` stays cheap.
 """
 
-from importlib import import_module
+from .._lazy import lazy_exports
 
 _WHERE = {
     "RBM": "rbm",
@@ -16,14 +16,4 @@ _WHERE = {
     "BernoulliRBM": "estimator",
 }
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    if name in _WHERE:
-        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

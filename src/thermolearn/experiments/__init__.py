@@ -14,7 +14,7 @@ Modules: registry (Experiment, Anchor, register/get), store (SQLite), runner (Da
 report (plots, HTML, Markdown), cli (the commands); one module per named experiment.
 """
 
-from importlib import import_module
+from .._lazy import lazy_exports
 
 _WHERE = {
     "Experiment": "registry", "Anchor": "registry", "register": "registry", "get": "registry",
@@ -24,14 +24,4 @@ _WHERE = {
     "make_report": "report",
 }
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    if name in _WHERE:
-        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
