@@ -12,6 +12,10 @@ _WHERE = {
     "energies": "models", "energy": "models", "as_pm1": "models", "check_pm1": "models",
     "n_patterns": "patterns", "random_patterns": "patterns", "teacher_student": "patterns",
     "generalization_error": "patterns",
+    "SolverResult": "result",
+    "focusing_bp": "focusing_bp",
+    "replicated_sgd": "replicated_sgd",
+    "replicated_annealing": "replicated_annealing",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
