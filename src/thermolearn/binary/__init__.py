@@ -13,9 +13,9 @@ _WHERE = {
     "n_patterns": "patterns", "random_patterns": "patterns", "teacher_student": "patterns",
     "generalization_error": "patterns",
     "SolverResult": "result",
-    "focusing_bp": "focusing_bp",
-    "replicated_sgd": "replicated_sgd",
-    "replicated_annealing": "replicated_annealing",
+    "focusing_bp": "fbp",
+    "replicated_sgd": "rsgd",
+    "replicated_annealing": "rsa",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
