@@ -52,18 +52,24 @@ def logmeanexp(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 # Input checks. Errors name the argument, what was expected and what was received.
 # ---------------------------------------------------------------------------------------------
 
+def to_tensor(x, name: str) -> torch.Tensor:
+    """A tensor from a NumPy array, list or tensor, dtype kept (dtypes torch lacks are widened)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise TypeError(f"{name}: expected an array or tensor, got {type(x).__name__}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
+    if arr.dtype.byteorder == ">" or arr.dtype in (np.uint16, np.uint32, np.uint64):
+        arr = arr.astype(np.int64 if np.issubdtype(arr.dtype, np.integer) else np.float64)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
 def as_tensor(x, name: str, *, dtype=None, device=None, ndim: int | None = None) -> torch.Tensor:
     """Convert a NumPy array, list or tensor to a finite floating tensor, with clear errors."""
-    if isinstance(x, torch.Tensor):
-        t = x
-    else:
-        try:
-            arr = np.asarray(x)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise TypeError(f"{name}: expected an array or tensor, got {type(x).__name__}") from exc
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = to_tensor(x, name)
     if t.dtype == torch.bool or not t.is_floating_point():
         t = t.to(torch.get_default_dtype() if dtype is None else dtype)
     if dtype is not None or device is not None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._numerics import make_generator
+from .._numerics import make_generator, to_tensor
 
 __all__ = ["Architecture", "hidden_fields", "output", "errors", "energies", "energy",
            "as_pm1", "check_pm1"]
@@ -67,18 +67,7 @@ def as_pm1(x, name: str, *, ndim: int | None = None, min_ndim: int | None = None
 
     Integer and floating dtypes are kept as they are (int8 stays int8); the device is kept.
     """
-    if isinstance(x, torch.Tensor):
-        t = x
-    else:
-        try:
-            arr = np.asarray(x)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise TypeError(f"{name}: expected an array or tensor, got {type(x).__name__}") from exc
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
-        if arr.dtype.byteorder == ">" or arr.dtype in (np.uint16, np.uint32, np.uint64):
-            arr = arr.astype(np.int64 if np.issubdtype(arr.dtype, np.integer) else np.float64)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = to_tensor(x, name)
     if ndim is not None and t.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(t.shape)}")
     if min_ndim is not None and t.ndim < min_ndim:
