@@ -8,6 +8,7 @@ it matters.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -51,6 +52,29 @@ def logmeanexp(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Input checks. Errors name the argument, what was expected and what was received.
 # ---------------------------------------------------------------------------------------------
+
+def check_int(value, name: str, minimum: int = 1, allow_none: bool = False):
+    """``value`` as an int >= ``minimum`` (bools refused), or None when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        want = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name}: expected {want}{' or None' if allow_none else ''}, got {value!r}")
+    return int(value)
+
+
+def check_real(value, name: str, minimum: float | None = 0.0, strict: bool = True, what: str = "") -> float:
+    """``value`` as a finite float > ``minimum`` (>= when not ``strict``; no bound when None)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number{what}, got {value!r}") from None
+    low = minimum is not None and (f <= minimum if strict else f < minimum)
+    if isinstance(value, bool) or not math.isfinite(f) or low:
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name}: expected a finite number{bound}{what}, got {value!r}")
+    return f
+
 
 def to_tensor(x, name: str) -> torch.Tensor:
     """A tensor from a NumPy array, list or tensor, dtype kept (dtypes torch lacks are widened)."""

@@ -53,7 +53,7 @@ import time
 
 import torch
 
-from .._numerics import make_generator
+from .._numerics import check_int, check_real, make_generator
 from .models import _check_K, _prepare, as_pm1, energy, errors
 from .result import SolverResult
 
@@ -99,8 +99,7 @@ def _focusing_field(Hs: torch.Tensor, gamma: float, y: float, hmax: float) -> to
 def protocol_schedule(protocol, steps: int, scoping_y: float = 7.0) -> list[tuple[float, float]]:
     """The list of (gamma, y) pairs of a protocol name (see the module docstring) or list."""
     if isinstance(protocol, str):
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+        steps = check_int(steps, "steps")
         ks = range(steps)
         if protocol == "pseudo-reinforcement":
             return [(math.atanh(math.sqrt(k / steps)), (2 - k / steps) / (1 - k / steps)) for k in ks]
@@ -158,10 +157,7 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
     _prepare(torch.ones(N, dtype=torch.int8, device=dev), Xv, 1, yv)
     if not (isinstance(damping, (int, float)) and 0.0 <= damping < 1.0):
         raise ValueError(f"damping: expected a number in [0, 1), got {damping!r}")
-    if not isinstance(max_iters, int) or isinstance(max_iters, bool) or max_iters < 1:
-        raise ValueError(f"max_iters: expected a positive integer, got {max_iters!r}")
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    max_iters, tol = check_int(max_iters, "max_iters"), check_real(tol, "tol")
     sched = protocol_schedule(protocol, steps, scoping_y)
 
     Xy = (Xv.to(dtype) * yv.to(dtype).unsqueeze(1)).contiguous()            # (M, N) x_mu_i

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._numerics import make_generator, to_tensor
+from .._numerics import check_int, make_generator, to_tensor
 
 __all__ = ["Architecture", "hidden_fields", "output", "errors", "energies", "energy",
            "as_pm1", "check_pm1"]
@@ -111,8 +111,7 @@ class Architecture:
         if not isinstance(self.tree, (bool, np.bool_)):
             raise ValueError(f"tree: expected True or False, got {self.tree!r}")
         N = self.N
-        if not isinstance(N, (int, np.integer)) or isinstance(N, bool) or N < 1:
-            raise ValueError(f"N: expected a positive integer, got {N!r}")
+        N = check_int(N, "N")
         if self.tree and K > 1:
             if N % K:
                 raise ValueError(f"N: a tree-like committee needs N divisible by K = {K}, got N = {N}")
@@ -149,9 +148,7 @@ class Architecture:
         """
         shape = self.weight_shape
         if replicas is not None:
-            if not isinstance(replicas, (int, np.integer)) or isinstance(replicas, bool) or replicas < 1:
-                raise ValueError(f"replicas: expected a positive integer or None, got {replicas!r}")
-            shape = (int(replicas),) + shape
+            shape = (check_int(replicas, "replicas", allow_none=True),) + shape
         g = make_generator(seed)
         W = torch.randint(0, 2, shape, generator=g, dtype=torch.int8).mul_(2).sub_(1)
         return W.to(device=device, dtype=dtype)

@@ -16,30 +16,19 @@ entropy) and then moved to ``device``: a seed gives the same problem on every de
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 
-from .._numerics import make_generator
+from .._numerics import check_int, check_real, make_generator
 from .models import Architecture, _fields, _output_field, as_pm1
 
 __all__ = ["n_patterns", "random_patterns", "teacher_student", "generalization_error"]
 
 
-def _check_alpha(alpha) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha: expected a positive number (patterns per weight), got {alpha!r}") from None
-    if not (a > 0 and math.isfinite(a)):
-        raise ValueError(f"alpha: expected a positive finite number (patterns per weight), got {alpha!r}")
-    return a
-
-
 def n_patterns(arch: Architecture, alpha) -> int:
     """M = round(alpha * arch.n_weights); raises ValueError naming ``alpha`` if it gives M = 0."""
-    a = _check_alpha(alpha)
+    a = check_real(alpha, "alpha", what=" (patterns per weight)")
     M = int(round(a * arch.n_weights))
     if M < 1:
         raise ValueError(f"alpha: {alpha!r} * {arch.n_weights} weights rounds to M = 0 patterns")
@@ -97,10 +86,7 @@ def generalization_error(W, teacher, n_test: int, seed, *, K: int = 1, tree: boo
     teacher = as_pm1(teacher, "teacher", min_ndim=1)
     if teacher.device != W.device:
         raise ValueError(f"teacher: on device {teacher.device}, but W is on {W.device}")
-    if not isinstance(n_test, (int, np.integer)) or isinstance(n_test, bool) or n_test < 1:
-        raise ValueError(f"n_test: expected a positive integer, got {n_test!r}")
-    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
+    n_test, chunk = check_int(n_test, "n_test"), check_int(chunk, "chunk")
     if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1 or K % 2 == 0:
         raise ValueError(f"K: expected an odd positive integer, got {K!r}")
     unit_dims = 1 if K == 1 else 2

@@ -49,6 +49,7 @@ import time
 import numpy as np
 import torch
 
+from .._numerics import check_int, check_real
 from .models import _check_K, as_pm1, energy as _energy, errors as _errors
 from .result import SolverResult
 
@@ -167,32 +168,13 @@ else:  # pragma: no cover
 # Driver
 # ---------------------------------------------------------------------------------------------
 
-def _pos_int(v, name, allow_none=False):
-    if v is None and allow_none:
-        return None
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer{' or None' if allow_none else ''}, got {v!r}")
-    return int(v)
-
-
-def _num(v, name, lo, strict=True, what=""):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number{what}, got {v!r}") from None
-    if not math.isfinite(f) or (f <= lo if strict else f < lo):
-        rel = ">" if strict else ">="
-        raise ValueError(f"{name}: expected a finite number {rel} {lo}{what}, got {v!r}")
-    return f
-
-
 def replica_seeds(seed, replicas: int) -> list[int]:
     """The per-replica seeds used by :func:`replicated_annealing` for an integer ``seed``.
 
     ``replicated_annealing(..., replicas=1, seed=[replica_seeds(s, y)[a]])`` reproduces replica a
     of a ``replicas=y, gamma=0`` run with ``seed=s`` (same initial weights, same RNG stream).
     """
-    replicas = _pos_int(replicas, "replicas")
+    replicas = check_int(replicas, "replicas")
     if isinstance(seed, (list, tuple, np.ndarray)):
         seeds = [int(s) for s in seed]
         if len(seeds) != replicas:
@@ -267,14 +249,14 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
         raise ValueError(f"X: has N = {N} columns; expected an odd number of inputs so that fields are never zero")
     if N >= 2**31 - 1 or M >= 2**24:
         raise ValueError(f"X: shape {(M, N)} is too large (need N < 2^31 and M < 2^24)")
-    R = _pos_int(replicas, "replicas")
-    beta0 = _num(beta, "beta", 0.0, what=" (inverse temperature)")
-    brate = _num(beta_rate, "beta_rate", 0.0, what=" (factor per accepted move)")
-    gamma0 = _num(gamma, "gamma", 0.0, strict=False, what=" (coupling)")
-    grate = _num(gamma_rate, "gamma_rate", 0.0, what=" (factor per accepted move)")
-    max_moves = _pos_int(max_moves, "max_moves")
-    patience = _pos_int(patience, "patience", allow_none=True)
-    chunk = _pos_int(history_every, "history_every", allow_none=True) or max(1000, 10 * N * R)
+    R = check_int(replicas, "replicas")
+    beta0 = check_real(beta, "beta", what=" (inverse temperature)")
+    brate = check_real(beta_rate, "beta_rate", what=" (factor per accepted move)")
+    gamma0 = check_real(gamma, "gamma", strict=False, what=" (coupling)")
+    grate = check_real(gamma_rate, "gamma_rate", what=" (factor per accepted move)")
+    max_moves = check_int(max_moves, "max_moves")
+    patience = check_int(patience, "patience", allow_none=True)
+    chunk = check_int(history_every, "history_every", allow_none=True) or max(1000, 10 * N * R)
     seeds = replica_seeds(seed, R)
 
     t0 = time.perf_counter()

@@ -39,34 +39,16 @@ independent plain SGD runs; replicas = 1, coupling = 0 is plain SGD, the non-int
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import torch
 
-from .._numerics import make_generator
+from .._numerics import check_int, check_real, make_generator
 from .models import Architecture, as_pm1, energy, errors
 from .result import SolverResult
 
 __all__ = ["replicated_sgd"]
-
-
-def _pos_int(v, name: str, minimum: int = 1) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {v!r}")
-    return int(v)
-
-
-def _real(v, name: str, *, positive=False, nonneg=False) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {v!r}") from None
-    if isinstance(v, bool) or not math.isfinite(f) or (positive and f <= 0) or (nonneg and f < 0):
-        what = "a positive" if positive else "a non-negative" if nonneg else "a"
-        raise ValueError(f"{name}: expected {what} finite number, got {v!r}")
-    return f
 
 
 def _sign(H: torch.Tensor) -> torch.Tensor:
@@ -132,13 +114,13 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: flo
         if str(exc).startswith("N:"):
             raise ValueError(f"X: has N = {N} columns; " + str(exc)[3:]) from None
         raise
-    R = _pos_int(replicas, "replicas")
-    batch = _pos_int(batch, "batch")
-    max_epochs = _pos_int(max_epochs, "max_epochs", 0)
-    eta = _real(lr, "lr", positive=True)
-    lam = _real(coupling, "coupling", nonneg=True)
-    gamma0 = _real(gamma, "gamma", nonneg=True)
-    gstep = _real(gamma_step, "gamma_step")
+    R = check_int(replicas, "replicas")
+    batch = check_int(batch, "batch")
+    max_epochs = check_int(max_epochs, "max_epochs", minimum=0)
+    eta = check_real(lr, "lr")
+    lam = check_real(coupling, "coupling", strict=False)
+    gamma0 = check_real(gamma, "gamma", strict=False)
+    gstep = check_real(gamma_step, "gamma_step", minimum=None)
     dev = torch.device(device) if device is not None else X.device
 
     g = make_generator(seed)

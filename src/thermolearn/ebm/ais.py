@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._numerics import LOG2, as_tensor, logit, make_generator, softplus
+from .._numerics import LOG2, as_tensor, check_int, logit, make_generator, softplus
 from ..schedules import betas_from
 
 # softplus(x) = x for x > 50 is exact in float64 (log1p(exp(-50)) ~ 2e-22); below, log1p(exp(x)).
@@ -97,12 +97,6 @@ def base_rate_bias(data, smoothing: float = 0.05) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Shared machinery (also used by reverse_ais)
 # ---------------------------------------------------------------------------------------------
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
-
 
 def _ladder(n_betas) -> torch.Tensor:
     """The float64 ladder 0 = t_0 < ... < t_K = 1 from ``n_betas``, errors naming n_betas."""
@@ -230,7 +224,7 @@ def ais_log_partition(rbm, n_chains: int = 100, n_betas="sm08", base_visible_bia
     Returns an :class:`AISResult`. The estimate of Z is unbiased, so log Z-hat is biased low
     (Jensen); report log_z with stderr, or the S&M08 interval [log_z_lower, log_z_upper].
     """
-    n_chains = _check_positive_int(n_chains, "n_chains")
+    n_chains = check_int(n_chains, "n_chains")
     betas = _ladder(n_betas)
     a_base = _base_bias(rbm, base_visible_bias)
     g = make_generator(seed, rbm.device)

@@ -16,11 +16,10 @@ Batches are rows: v has shape (batch, n_v), h has shape (batch, n_h).
 
 from __future__ import annotations
 
-import math
 
 import torch
 
-from .._numerics import as_tensor, make_generator, softplus
+from .._numerics import as_tensor, check_int, check_real, make_generator, softplus
 from ..io import load_tensors, save_tensors
 
 
@@ -37,10 +36,8 @@ class RBM:
 
     def __init__(self, n_visible: int, n_hidden: int, beta: float = 1.0, seed=None,
                  device=None, dtype=torch.float32):
-        for name, n in (("n_visible", n_visible), ("n_hidden", n_hidden)):
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {n!r}")
-        self.beta = _check_beta(beta)
+        n_visible, n_hidden = check_int(n_visible, "n_visible"), check_int(n_hidden, "n_hidden")
+        self.beta = check_real(beta, "beta", what=" (inverse temperature)")
         g = make_generator(seed)
         W = 0.01 * torch.randn(n_visible, n_hidden, generator=g, dtype=torch.float64)
         self.W = W.to(device=device, dtype=dtype)
@@ -63,7 +60,7 @@ class RBM:
             raise ValueError(f"hidden_bias: expected length {n_h} (W has shape {tuple(W.shape)}), got {b.shape[0]}")
         rbm = cls.__new__(cls)
         rbm.W, rbm.visible_bias, rbm.hidden_bias = W.clone(), a.clone(), b.clone()
-        rbm.beta = _check_beta(beta)
+        rbm.beta = check_real(beta, "beta", what=" (inverse temperature)")
         return rbm
 
     def to(self, device=None, dtype=None) -> "RBM":
@@ -183,12 +180,3 @@ class RBM:
         dtype = dtype or self.dtype
         return tuple((self.beta * t).to(dtype) for t in (self.W, self.visible_bias, self.hidden_bias))
 
-
-def _check_beta(beta) -> float:
-    try:
-        beta = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"beta: expected a positive number, got {beta!r}") from None
-    if not (beta > 0 and math.isfinite(beta)):
-        raise ValueError(f"beta: expected a positive finite number, got {beta!r}")
-    return beta

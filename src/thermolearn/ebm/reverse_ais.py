@@ -53,8 +53,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .._numerics import as_tensor, logmeanexp, make_generator, softplus
-from .ais import _Path, _base_bias, _check_positive_int, _ladder, _progress_bar, _PROGRESS_EVERY
+from .._numerics import as_tensor, check_int, logmeanexp, make_generator, softplus
+from .ais import _Path, _base_bias, _ladder, _progress_bar, _PROGRESS_EVERY
 
 
 @dataclass
@@ -110,8 +110,8 @@ def raise_log_likelihood(rbm, data, n_chains: int = 10, n_betas=1000, base_visib
     Returns a :class:`RAISEResult`; log p-hat is a stochastic lower bound on the annealed model's
     log-likelihood (see the module docstring for the derivation).
     """
-    n_chains = _check_positive_int(n_chains, "n_chains")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    n_chains = check_int(n_chains, "n_chains")
+    batch_size = check_int(batch_size, "batch_size")
     x_data = _check_data(rbm, data)
     betas = _ladder(n_betas)
     a_base = _base_bias(rbm, base_visible_bias)

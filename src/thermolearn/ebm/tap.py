@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._numerics import as_tensor, binary_entropy_terms, make_generator
+from .._numerics import as_tensor, binary_entropy_terms, check_int, check_real, make_generator
 
 __all__ = [
     "TAPResult",
@@ -181,10 +181,7 @@ def tap_free_energy(rbm, order: int = 2, init_visible=None, damping: float = 0.5
     magnetizations; ``free_energies`` keeps the value reached from every start.
     """
     order = _check_order(order)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
-    if not float(tol) > 0:
-        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    max_iter, tol = check_int(max_iter, "max_iter"), check_real(tol, "tol")
     W, a, b = rbm.scaled_parameters(torch.float64)
     n_v = W.shape[0]
     if init_visible is None:

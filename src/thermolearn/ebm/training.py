@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .._numerics import as_tensor, binarize as _binarize, make_generator
+from .._numerics import as_tensor, binarize as _binarize, check_int, check_real, make_generator
 from .._random import BernoulliSampler
 from ..io import ModelFileError, load_tensors, save_tensors
 from ..schedules import as_schedule
@@ -96,11 +96,9 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if k is None:
         k = 3 if method in TAP_ORDER else 1
-    for name, value in (("k", k), ("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "epochs" else 1):
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay: expected >= 0, got {weight_decay!r}")
+    k, batch_size = check_int(k, "k"), check_int(batch_size, "batch_size")
+    epochs = check_int(epochs, "epochs", minimum=0)
+    weight_decay = check_real(weight_decay, "weight_decay", strict=False)
     lr_at, momentum_at = as_schedule(lr, "lr"), as_schedule(momentum, "momentum")
     gen = make_generator(seed)
     X = _prepare(data, "data", rbm, binarize, gen)
