@@ -36,7 +36,7 @@ def main():
     for name in args.only:
         lr, momentum, text = SETTINGS[name]
         rbm = RBM(784, 500, seed=0)
-        rbm.visible_bias.copy_(base.float())
+        rbm.visible_bias.copy_(base)
         train(rbm, ds.train, method="pcd", epochs=EPOCHS, batch_size=100, lr=lr, momentum=momentum,
               weight_decay=1e-4, validation=ds.test[:2000], checkpoint=args.out / f"{name}.ckpt")
         ais = ais_log_partition(rbm, n_chains=100, n_betas="sm08", base_visible_bias=base)

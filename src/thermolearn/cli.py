@@ -47,7 +47,7 @@ def rbm_train(
     data: str = typer.Option("digits", help="mnist, digits, or a .npz file with arrays train/test."),
     hidden: int = typer.Option(500, help="Number of hidden units."),
     method: str = typer.Option("pcd", help="cd, pcd, mf, tap2 or tap3."),
-    k: int = typer.Option(1, help="Gibbs (cd/pcd) or fixed-point (mf/tap) sweeps per update."),
+    k: Optional[int] = typer.Option(None, help="Gibbs (cd/pcd, default 1) or fixed-point (mf/tap, default 3) sweeps per update."),
     epochs: int = typer.Option(20, help="Passes over the training data."),
     batch_size: int = typer.Option(100, help="Rows per update."),
     lr: float = typer.Option(0.01, help="Learning rate (multiplies the batch-mean gradient)."),
@@ -63,7 +63,7 @@ def rbm_train(
     """Train an RBM; a checkpoint OUT.ckpt is written every epoch and resumed from."""
     import torch
 
-    from .ebm import RBM
+    from .ebm import RBM, base_rate_bias
     from .ebm.training import TrainingDiverged, train
     from .schedules import linear_decay
 
@@ -72,27 +72,23 @@ def rbm_train(
     dtype = torch.float64 if double else torch.float32
     try:
         rbm = RBM(ds.train.shape[1], hidden, beta=beta, seed=seed, dtype=dtype)
-        rbm.visible_bias.copy_(_base_bias(ds.train))          # Hinton's guide: logit of pixel means
+        rbm.visible_bias.copy_(base_rate_bias(ds.train))       # Hinton's guide: logit of pixel means
         schedule = linear_decay(lr, epochs) if lr_decay else lr
-        console.print(f"training {rbm} on {ds.name} ({ds.train.shape[0]} rows) by {method}-{k}")
+        console.print(f"training {rbm} on {ds.name} ({ds.train.shape[0]} rows) by {method}")
+        validation = ds.test.to(dtype) if ds.test is not None else None
         hist = train(rbm, ds.train.to(dtype), method=method, k=k, epochs=epochs, batch_size=batch_size,
-                     lr=schedule, momentum=momentum, weight_decay=weight_decay, validation=ds.test.to(dtype), seed=seed,
-                     checkpoint=ckpt, resume=resume, progress=True)
+                     lr=schedule, momentum=momentum, weight_decay=weight_decay, validation=validation,
+                     seed=seed, checkpoint=ckpt, resume=resume, progress=True)
     except TrainingDiverged as exc:
         _fail(str(exc))
     except ValueError as exc:
         _fail(str(exc))
-    rbm.save(out, extra={"data": data, "binarize": binarize, "seed": seed, "method": method, "k": k,
+    rbm.save(out, extra={"data": data, "binarize": binarize, "seed": seed, "method": method,
+                         "k": hist.settings["k"],
                          "epochs": len(hist), "history": hist.records})
     last = hist.last
     console.print(f"wrote {out} (epochs {len(hist)}; free energy train {last.get('free_energy_train', math.nan):.2f}, "
                   f"held-out {last.get('free_energy_valid', math.nan):.2f}; checkpoint {ckpt})")
-
-
-def _base_bias(x):
-    from .ebm.ais import base_rate_bias
-
-    return base_rate_bias(x).to(x.dtype)
 
 
 @rbm_app.command("evaluate")
@@ -119,6 +115,8 @@ def rbm_evaluate(
         _fail(str(exc))
     ds = _load(data or meta.get("data", "digits"), binarize or meta.get("binarize", "auto"),
                meta.get("seed", 0) if seed is None else seed)
+    if ds.test is None:
+        _fail(f"{ds.name}: no 'test' array; evaluation needs held-out data")
     ladder = lambda s: s if s == "sm08" else int(s)  # noqa: E731
     res = evaluate_rbm(rbm, ds.train, ds.test, n_chains=chains, n_betas=ladder(betas),
                        raise_examples=raise_examples, raise_betas=ladder(raise_betas), progress=True)

@@ -117,6 +117,7 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
         history = _load_checkpoint(checkpoint, rbm, state, settings)
         monitor = state.monitor
     state.monitor = monitor
+    X_monitor = X[monitor]
 
     start = len(history)
     bar = None
@@ -125,20 +126,21 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
         bar = tqdm(total=epochs, initial=start, desc=f"{method} epochs", unit="epoch")
     try:
         for epoch in range(start, epochs):
-            good = _snapshot(rbm, state)
+            good = [t.clone() for t in _learned(rbm, state)]
             t0 = time.perf_counter()
             with torch.inference_mode():
                 _epoch(rbm, state, X, B, method, k, lr_at(epoch), momentum_at(epoch), weight_decay,
                        damping)
             seconds = time.perf_counter() - t0
-            if not _finite(rbm, state):
-                _restore(rbm, state, good)
+            if not all(bool(torch.isfinite(t).all()) for t in _learned(rbm, state)):
+                for t, saved in zip(_learned(rbm, state), good):
+                    t.copy_(saved)
                 where = f"; the last good checkpoint is {checkpoint}" if checkpoint else ""
                 raise TrainingDiverged(
                     f"parameters became NaN/Inf during epoch {epoch} (method={method}, "
                     f"lr={lr_at(epoch):g}); the model was reset to the end of epoch {epoch - 1}"
                     f"{where}. Lower the learning rate or momentum.")
-            record = _monitor(rbm, X[monitor], V)
+            record = _monitor(rbm, X_monitor, V)
             record.update(epoch=epoch, seconds=seconds, lr=lr_at(epoch), momentum=momentum_at(epoch))
             history.records.append(record)
             if checkpoint is not None:
@@ -285,17 +287,9 @@ def new_state(rbm, method, X, B, seed=0) -> _State:
     return _State.new(rbm, method, X, B, make_generator(seed))
 
 
-def _snapshot(rbm, st):
-    return [t.clone() for t in (rbm.W, rbm.visible_bias, rbm.hidden_bias, st.vW, st.va, st.vb)]
-
-
-def _restore(rbm, st, saved):
-    for t, s in zip((rbm.W, rbm.visible_bias, rbm.hidden_bias, st.vW, st.va, st.vb), saved):
-        t.copy_(s)
-
-
-def _finite(rbm, st) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in (rbm.W, rbm.visible_bias, rbm.hidden_bias))
+def _learned(rbm, st):
+    """The tensors an epoch changes and a divergence must restore: parameters and momenta."""
+    return (rbm.W, rbm.visible_bias, rbm.hidden_bias, st.vW, st.va, st.vb)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict
 
     ds = dataset(p["data"])
     rbm = RBM(ds.train.shape[1], p["hidden"], seed=p["seed"])
-    rbm.visible_bias.copy_(base_rate_bias(ds.train).to(rbm.dtype))
+    rbm.visible_bias.copy_(base_rate_bias(ds.train))
     hist = train(rbm, ds.train, method=p["method"], k=p["k"], epochs=p["epochs"],
                  batch_size=p["batch_size"], lr=linear_decay(p["lr"], p["epochs"]), momentum=0.5,
                  weight_decay=1e-4, validation=ds.test[:2000], seed=p["seed"], checkpoint=checkpoint,
