@@ -106,28 +106,39 @@ def as_tensor(x, name: str, *, dtype=None, device=None, ndim: int | None = None)
     return t
 
 
-def _count_non_binary_torch(x: torch.Tensor) -> int:
-    return int(torch.count_nonzero((x != 0) & (x != 1)))
+def _non_binary_kernel():
+    """A parallel numba counter of entries that are neither 0 nor 1 (compiled on first use, so
+    importing the package does not import numba), or None without numba."""
+    global _NON_BINARY_KERNEL
+    if _NON_BINARY_KERNEL is None:
+        try:
+            from numba import njit, prange
+        except ImportError:  # pragma: no cover
+            _NON_BINARY_KERNEL = False
+            return None
+
+        @njit(parallel=True, cache=True)
+        def count(flat):  # pragma: no cover - compiled
+            n = 0
+            for i in prange(flat.size):
+                if flat[i] != 0 and flat[i] != 1:
+                    n += 1
+            return n
+
+        _NON_BINARY_KERNEL = count
+    return _NON_BINARY_KERNEL or None
 
 
-try:
-    from numba import njit, prange
+_NON_BINARY_KERNEL = None
 
-    @njit(parallel=True, cache=True)
-    def _count_non_binary_kernel(flat):  # pragma: no cover - compiled
-        count = 0
-        for i in prange(flat.size):
-            if flat[i] != 0 and flat[i] != 1:
-                count += 1
-        return count
 
-    def _count_non_binary(x: torch.Tensor) -> int:
-        """Entries of x that are neither 0 nor 1 (one parallel pass on CPU tensors)."""
-        if x.device.type != "cpu" or not x.is_contiguous() or x.dtype not in (torch.float32, torch.float64):
-            return _count_non_binary_torch(x)
-        return int(_count_non_binary_kernel(x.view(-1).numpy()))
-except ImportError:  # pragma: no cover
-    _count_non_binary = _count_non_binary_torch
+def _count_non_binary(x: torch.Tensor) -> int:
+    """Entries of x that are neither 0 nor 1 (one parallel pass on contiguous CPU float tensors)."""
+    kernel = _non_binary_kernel() if x.device.type == "cpu" and x.is_contiguous() \
+        and x.dtype in (torch.float32, torch.float64) else None
+    if kernel is None:
+        return int(torch.count_nonzero((x != 0) & (x != 1)))
+    return int(kernel(x.view(-1).numpy()))
 
 
 def check_binary(x: torch.Tensor, name: str) -> None:
