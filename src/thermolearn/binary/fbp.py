@@ -77,7 +77,7 @@ and the reference has weight exp(Hs w + gamma w w~ + G w~), which gives
   (up to the reference's own entropy / y, which vanishes as y grows); NaN for gamma = inf.
 
 The run stops at the first step whose sign(m) has zero training errors (re-checked with
-:func:`thermolearn.binary.models.errors`).
+:func:`thermolearn.binary.models.errors`), unless ``stop_on_solution=False``.
 """
 
 from __future__ import annotations
@@ -361,7 +361,7 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
                 max_iters: int = 200, tol: float = 1e-4, steps: int = 100, seed=0, device=None,
                 dtype=torch.float64, scoping_y: float = 7.0, hmax: float = 30.0,
                 init_scale: float = 0.01, tree: bool = False, messages: str = "auto",
-                free_entropy: bool = False) -> SolverResult:
+                free_entropy: bool = False, stop_on_solution: bool = True) -> SolverResult:
     """Focusing BP on the binary perceptron (K = 1) or committee machine (equations: module docstring).
 
     Parameters
@@ -381,6 +381,8 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
         "auto" (default): "amp" for the perceptron, "full" for committee machines.
     free_entropy : compute the Bethe free entropy and local entropy at the end of each step
         (full form only, one extra sweep's work per step); otherwise they are NaN in the history.
+    stop_on_solution : stop at the first step whose sign(m) has zero errors (default); False runs
+        every protocol step (to scan observables against gamma and y).
 
     Returns a SolverResult: weights sign(m) (int8, ties -> +1; shape (N,) or (K, n)), errors,
     energy, converged (zero errors), seconds, steps (total sweeps) and a history with one dict
@@ -453,7 +455,7 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
                             errors=errs, polarization=float(m.abs().mean()), q_self=float((m * m).mean()),
                             overlap=S, distance=(1.0 - S) / 2.0, replica_overlap=q,
                             free_entropy=phi, local_entropy=phi - gamma * S if math.isfinite(gamma) else math.nan))
-        if errs == 0:
+        if errs == 0 and stop_on_solution:
             break
     if history:
         history[-1]["marginals"] = m.reshape(arch.weight_shape)

@@ -33,7 +33,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-BUILTIN = ("thermolearn.experiments.rbm_small_exact", "thermolearn.experiments.rbm_mnist_likelihood")
+BUILTIN = ("thermolearn.experiments.rbm_small_exact", "thermolearn.experiments.rbm_mnist_likelihood",
+           "thermolearn.experiments.fbp_local_entropy")
 ENV_MODULES = "THERMOLEARN_EXPERIMENTS"
 
 Grid = Union[dict, list]
