@@ -16,6 +16,7 @@ _WHERE = {
     "focusing_bp": "fbp",
     "replicated_sgd": "rsgd",
     "replicated_annealing": "rsa",
+    "local_energy": "diagnostics", "LocalEnergy": "diagnostics",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

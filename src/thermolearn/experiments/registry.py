@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
 BUILTIN = ("thermolearn.experiments.rbm_small_exact", "thermolearn.experiments.rbm_mnist_likelihood",
-           "thermolearn.experiments.fbp_local_entropy")
+           "thermolearn.experiments.fbp_local_entropy", "thermolearn.experiments.perceptron_capacity",
+           "thermolearn.experiments.committee_rsgd")
 ENV_MODULES = "THERMOLEARN_EXPERIMENTS"
 
 Grid = Union[dict, list]
