@@ -35,7 +35,8 @@ from typing import Any, Callable, Optional, Union
 
 BUILTIN = ("thermolearn.experiments.rbm_small_exact", "thermolearn.experiments.rbm_mnist_likelihood",
            "thermolearn.experiments.fbp_local_entropy", "thermolearn.experiments.perceptron_capacity",
-           "thermolearn.experiments.committee_rsgd", "thermolearn.experiments.rsa_scaling")
+           "thermolearn.experiments.committee_rsgd", "thermolearn.experiments.rsa_scaling",
+           "thermolearn.experiments.deep_mnist_flatness")
 ENV_MODULES = "THERMOLEARN_EXPERIMENTS"
 
 Grid = Union[dict, list]

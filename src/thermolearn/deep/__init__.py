@@ -1,0 +1,25 @@
+"""Robust ensembles and flatness for ordinary PyTorch networks.
+
+* :class:`Replicated`: y coupled replicas of any ``nn.Module`` trained side by side in one
+  process (stacked parameters, one vmapped forward/backward).
+* :class:`DistributedReplica`, :func:`launch`: the same with one replica per process
+  (``torch.distributed``).
+* :class:`EntropySGD`, :class:`ElasticAveraging`: optimizers; :func:`local_energy`: flatness.
+* :func:`exponential_growth`: the coupling schedule g0 (1 + g1)^t.
+* :class:`TrainingDiverged`: raised on NaN/Inf losses (the one of :mod:`thermolearn.ebm`).
+
+Names are imported lazily so that ``import thermolearn.deep`` stays cheap.
+"""
+
+from .._lazy import lazy_exports
+
+_WHERE = {
+    "Replicated": "replicated",
+    "DistributedReplica": "distributed", "launch": "distributed", "free_port": "distributed",
+    "exponential_growth": "_functional", "TrainingDiverged": "_functional",
+    "EntropySGD": "entropy_sgd",
+    "ElasticAveraging": "elastic",
+    "local_energy": "flatness",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

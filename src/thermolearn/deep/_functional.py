@@ -1,0 +1,208 @@
+"""Helpers shared by the replicated trainers of :mod:`thermolearn.deep`.
+
+* stacking the parameters and buffers of y structurally identical modules into (y, *shape) tensors,
+  and reading one replica (or an average) back into an ordinary :class:`torch.nn.Module`;
+* evaluating y replicas of a module in one batched call (``torch.func.functional_call`` under
+  ``torch.func.vmap``) or replica by replica;
+* the growth schedule of the coupling, ``g0 * (1 + g1) ** t``;
+* the divergence error, :class:`thermolearn.ebm.training.TrainingDiverged`, imported on first use
+  (it lives with the RBM trainer, whose import pulls in numba).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+from torch import nn
+
+from .._numerics import check_real
+
+
+def __getattr__(name):
+    if name == "TrainingDiverged":
+        from ..ebm.training import TrainingDiverged
+        return TrainingDiverged
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def diverged(message: str) -> Exception:
+    """A :class:`TrainingDiverged` carrying ``message`` (raise it)."""
+    from ..ebm.training import TrainingDiverged
+    return TrainingDiverged(message)
+
+
+class ExponentialGrowth:
+    """The schedule ``t -> g0 * (1 + g1) ** t`` (Entropy-SGD's scoping of the coupling, Chaudhari
+    et al. 2017; also used for replicated SGD on deep nets, Pittorino et al. 2021).
+
+    ``t`` is the clock of the trainer that evaluates it (steps or epochs). A plain, picklable
+    object, so it can be passed to worker processes.
+    """
+
+    def __init__(self, g0: float, g1: float):
+        self.g0 = check_real(g0, "g0", 0.0, strict=False)
+        self.g1 = check_real(g1, "g1", -1.0, strict=True)
+
+    def __call__(self, t: int) -> float:
+        return self.g0 * (1.0 + self.g1) ** t
+
+    def __repr__(self):
+        return f"exponential_growth(g0={self.g0:g}, g1={self.g1:g})"
+
+
+def exponential_growth(g0: float, g1: float) -> ExponentialGrowth:
+    """The coupling schedule ``gamma(t) = g0 * (1 + g1) ** t`` (t: steps or epochs, from 0)."""
+    return ExponentialGrowth(g0, g1)
+
+
+# ---------------------------------------------------------------------------------------------
+# stacking modules
+# ---------------------------------------------------------------------------------------------
+
+def _signature(module: nn.Module):
+    ps = [(n, tuple(p.shape), p.dtype, p.device, p.requires_grad) for n, p in module.named_parameters()]
+    bs = [(n, tuple(b.shape), b.dtype, b.device) for n, b in module.named_buffers()]
+    return ps, bs
+
+
+def stack_modules(modules: list[nn.Module]):
+    """(params, buffers): dicts name -> (y, *shape) tensors holding the states of ``modules``.
+
+    The stacked parameters are new leaf tensors; those of trainable parameters require grad.
+    All modules must have the same parameter and buffer names, shapes, dtypes and devices.
+    """
+    first = _signature(modules[0])
+    for a, m in enumerate(modules[1:], 1):
+        if _signature(m) != first:
+            raise ValueError(f"replica {a} differs from replica 0 in its parameters or buffers "
+                             "(names, shapes, dtypes, devices or requires_grad): the factory must "
+                             "build the same architecture every time")
+    linear_weights = {f"{prefix}.weight" if prefix else "weight"
+                      for prefix, sub in modules[0].named_modules() if isinstance(sub, nn.Linear)}
+    params, buffers = {}, {}
+    for name, shape, _, _, req in first[0]:
+        stacked = torch.stack([m.get_parameter(name).detach() for m in modules])
+        if name in linear_weights and len(shape) == 2:
+            # stored as the transpose of a contiguous (y, in, out) tensor: the batched linear layer
+            # computes x @ W^T, whose weight gradient then arrives in this layout and is taken
+            # as it is, instead of being copied into a (y, out, in) layout (costly on a CPU)
+            stacked = stacked.transpose(1, 2).contiguous().transpose(1, 2)
+        else:
+            stacked = stacked.clone()
+        params[name] = stacked.requires_grad_(req)
+    for name, *_ in first[1]:
+        buffers[name] = torch.stack([m.get_buffer(name).detach() for m in modules]).clone()
+    return params, buffers
+
+
+def replica_mean(p: torch.Tensor) -> torch.Tensor:
+    """Mean over the replica dimension 0, laid out in memory like ``p[0]`` (a reduction into a
+    differently laid out result is several times slower on a CPU, and so is arithmetic mixing
+    the two layouts)."""
+    p = p.detach()
+    out = torch.empty_like(p[0])
+    return torch.mean(p, 0, out=out)
+
+
+def load_into(module: nn.Module, params: dict, buffers: dict) -> nn.Module:
+    """Copy unbatched ``params`` / ``buffers`` (name -> tensor) into ``module``; return it."""
+    with torch.no_grad():
+        for name, value in params.items():
+            module.get_parameter(name).copy_(value)
+        for name, value in buffers.items():
+            module.get_buffer(name).copy_(value)
+    return module
+
+
+def module_from(template: nn.Module, params: dict, buffers: dict) -> nn.Module:
+    """A deep copy of ``template`` holding ``params`` and ``buffers``."""
+    return load_into(copy.deepcopy(template), params, buffers)
+
+
+def reset_parameters(module: nn.Module) -> int:
+    """Call ``reset_parameters()`` on every submodule that has one; the number of calls."""
+    n = 0
+    for sub in module.modules():
+        fn = getattr(sub, "reset_parameters", None)
+        if callable(fn):
+            fn()
+            n += 1
+    return n
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Run the block with torch's global generators seeded by ``seed`` and restored afterwards;
+    with ``seed=None`` the global generators are used as they are."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluating replicas
+# ---------------------------------------------------------------------------------------------
+
+def has_tied_tensors(module: nn.Module) -> bool:
+    """Whether a parameter or buffer is registered under more than one name."""
+    everything = list(module.named_parameters(remove_duplicate=False)) + list(module.named_buffers(remove_duplicate=False))
+    return len({id(t) for _, t in everything}) != len(everything)
+
+
+def call(base: nn.Module, params: dict, buffers: dict, x, tied: bool = True):
+    """``base(x)`` with the given parameters and buffers (``torch.func.functional_call``; the
+    bookkeeping for tied weights is skipped when ``tied`` is False)."""
+    return torch.func.functional_call(base, (params, buffers), (x,), tie_weights=tied)
+
+
+def batched_outputs(base: nn.Module, params: dict, buffers: dict, X: torch.Tensor, tied: bool = True) -> torch.Tensor:
+    """Outputs of all replicas in one vmapped call: replica a sees ``X[a]``; shape (y, ...)."""
+    def one(p, b, x):
+        return call(base, p, b, x, tied)
+    return torch.func.vmap(one, randomness="different")(params, buffers, X)
+
+
+def batched_losses(base: nn.Module, params: dict, buffers: dict, X: torch.Tensor, T: torch.Tensor,
+                   loss_fn, tied: bool = True) -> torch.Tensor:
+    """Losses ``loss_fn(replica_a(X[a]), T[a])`` of all replicas in one vmapped call, shape (y,)."""
+    def one(p, b, x, t):
+        return loss_fn(call(base, p, b, x, tied), t)
+    return torch.func.vmap(one, randomness="different")(params, buffers, X, T)
+
+
+def replica_output(base: nn.Module, params: dict, buffers: dict, a: int, x: torch.Tensor, tied: bool = True):
+    """Output of replica ``a`` (slices of the stacked tensors; buffer updates write through)."""
+    p = {n: v[a] for n, v in params.items()}
+    b = {n: v[a] for n, v in buffers.items()}
+    return call(base, p, b, x, tied)
+
+
+def looped_losses(base, params, buffers, xs, ts, loss_fn, tied: bool = True) -> torch.Tensor:
+    """Losses of the replicas evaluated one after the other, shape (y,)."""
+    # unbind: one backward node per parameter gathers the y gradients (indexing p[a] y times
+    # would allocate a full (y, ...) gradient per replica)
+    slices = {n: v.unbind(0) for n, v in params.items()}
+    losses = []
+    for a, (x, t) in enumerate(zip(xs, ts)):
+        p = {n: v[a] for n, v in slices.items()}
+        b = {n: v[a] for n, v in buffers.items()}
+        losses.append(loss_fn(call(base, p, b, x, tied), t))
+    for a, loss in enumerate(losses):
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(f"loss_fn must return a scalar tensor; replica {a} got "
+                             f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
+    return torch.stack([loss.reshape(()) for loss in losses])
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` of an exception, first line, shortened."""
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else ""
+    if len(msg) > limit:
+        msg = msg[:limit] + "..."
+    return f"{type(exc).__name__}: {msg}"
