@@ -1,4 +1,4 @@
-"""Time per training step of y replicas: one vmapped Replicated step vs a loop over y modules.
+"""Time per training step of y replicas: one batched Replicated step vs a loop over y modules.
 
     python benchmarks/bench_replicas.py [--replicas 8] [--repeats 7] [--steps 30] [--threads 1]
 
@@ -9,11 +9,14 @@ Measured side by side in one process, on the CPU:
 * MNIST-sized: MLP 784-500-10, batch 64 per replica, on random data of MNIST's shape (timing only:
   the numbers do not depend on the values).
 
-For each: one step of ``Replicated(replicas=y)`` (forward + backward + update of all replicas,
-one vmapped call), the same with the mean coupling on (gamma = 0.01), y separate modules each with
-its own SGD optimizer stepped one after the other, and one single model. Each step takes fresh minibatches (indices drawn beforehand,
-outside the timed region). The variants are timed in turn within each repeat; the time per step is
-the median over ``repeats`` of (time of ``steps`` steps) / ``steps``.
+For each: one step of ``Replicated(replicas=y)`` (forward + backward + update of all replicas in
+one batched call; the MLPs here take the "bmm" path, batched matrix products), the same with the
+mean coupling on (gamma = 0.01), the same with ``vmap=True`` (the torch.func.vmap path), y separate
+modules each with its own SGD optimizer stepped one after the other, and one single model. The
+evaluation path of each Replicated variant (``Replicated.path``) is printed in brackets. Each step
+takes fresh minibatches (indices drawn beforehand, outside the timed region). The variants are
+timed in turn within each repeat; the time per step is the median over ``repeats`` of (time of
+``steps`` steps) / ``steps``.
 """
 
 from __future__ import annotations
@@ -52,9 +55,10 @@ def bench(name, X, T, sizes, y, batch, steps, repeats, lr=0.1):
         counter[0] = (counter[0] + 1) % len(batches)
         return batches[counter[0]]
 
-    runners = {}
-    for label, gamma in (("replicated, gamma=0", 0.0), ("replicated, gamma=0.01", 0.01)):
-        rep = Replicated(lambda: mlp(sizes, 0), y, gamma=gamma, lr=lr, seed=0)
+    runners, reps = {}, {}
+    for label, gamma, vmap in (("replicated, gamma=0", 0.0, "auto"), ("replicated, gamma=0.01", 0.01, "auto"),
+                               ("replicated, vmap=True, gamma=0", 0.0, True)):
+        rep = reps[label] = Replicated(lambda: mlp(sizes, 0), y, gamma=gamma, lr=lr, seed=0, vmap=vmap)
 
         def run(k, rep=rep):
             for _ in range(k):
@@ -96,14 +100,14 @@ def bench(name, X, T, sizes, y, batch, steps, repeats, lr=0.1):
 
     print(f"\n{name}: MLP {'-'.join(map(str, sizes))}, y={y} replicas, batch {batch} per replica, SGD lr={lr}")
     for label, sec in results.items():
-        print(f"  {label:36s} {sec * 1e3:8.3f} ms/step")
+        shown = f"{label} [{reps[label].path}]" if label in reps else label
+        print(f"  {shown:40s} {sec * 1e3:8.3f} ms/step")
     loop = results[loop_label]
-    for label in runners:
-        if label.startswith("replicated"):
-            print(f"  speed-up of '{label}' over the loop: {loop / results[label]:.2f}x")
+    for label in reps:
+        print(f"  speed-up of '{label}' [{reps[label].path}] over the loop: {loop / results[label]:.2f}x")
     print(f"  replicated (gamma=0) / single model: {results['replicated, gamma=0'] / results['single model']:.2f}"
           f"  (the replicas do y={y} models' work)")
-    return results
+    return results, reps["replicated, gamma=0"].path
 
 
 def main(argv=None):
@@ -121,17 +125,19 @@ def main(argv=None):
     T = torch.tensor(digits.target, dtype=torch.int64)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float32, CPU; "
           f"median of {args.repeats} repeats of {args.steps} steps")
-    r1 = bench("digits (scikit-learn, 1797 x 64)", X, T, [64, 128, 10], args.replicas, args.batch,
+    r1, path1 = bench("digits (scikit-learn, 1797 x 64)", X, T, [64, 128, 10], args.replicas, args.batch,
                args.steps, args.repeats)
     g = torch.Generator().manual_seed(0)
     Xm = torch.rand(60000, 784, generator=g)
     Tm = torch.randint(0, 10, (60000,), generator=g)
-    r2 = bench("MNIST-sized (random data of MNIST's shape, 60000 x 784)", Xm, Tm, [784, 500, 10], args.replicas,
+    r2, path2 = bench("MNIST-sized (random data of MNIST's shape, 60000 x 784)", Xm, Tm, [784, 500, 10], args.replicas,
                args.batch, max(5, args.steps // 3), args.repeats)
     key = f"loop over {args.replicas} modules"
     print(f"\nsummary: speed-up of Replicated over the loop (gamma=0): digits "
-          f"{r1[key] / r1['replicated, gamma=0']:.2f}x (target >= 2), "
-          f"MNIST-sized {r2[key] / r2['replicated, gamma=0']:.2f}x")
+          f"{r1[key] / r1['replicated, gamma=0']:.2f}x [{path1} path] (target >= 2), "
+          f"MNIST-sized {r2[key] / r2['replicated, gamma=0']:.2f}x [{path2} path]; "
+          f"with vmap=True: digits {r1[key] / r1['replicated, vmap=True, gamma=0']:.2f}x, "
+          f"MNIST-sized {r2[key] / r2['replicated, vmap=True, gamma=0']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -437,10 +437,10 @@ def assert_same_state(rep, s):
             assert torch.equal(torch.as_tensor(st_now[i][k]), torch.as_tensor(st_then[i][k]))
 
 
-@pytest.mark.parametrize("vmap", [True, False])
-def test_nan_loss_raises_before_any_change(vmap):
+@pytest.mark.parametrize("vmap,bn,path", [(True, True, "vmap"), (False, True, "loop"), ("auto", False, "bmm")])
+def test_nan_loss_raises_before_any_change(vmap, bn, path):
     y = 3
-    rep = Replicated(lambda: mlp(0, bn=True), y, coupling="center", gamma=0.2, seed=0, vmap=vmap,
+    rep = Replicated(lambda: mlp(0, bn=bn), y, coupling="center", gamma=0.2, seed=0, vmap=vmap,
                      optimizer=OPTIMIZERS["adam"])
     data = batches(y, 2, seed=10)
     rep.step(data[0], F.cross_entropy)
@@ -455,11 +455,12 @@ def test_nan_loss_raises_before_any_change(vmap):
         rep.step(data[1], inf_loss)
     assert_same_state(rep, s)
     # the kept state trains on as if nothing happened
-    ref = Replicated(lambda: mlp(0, bn=True), y, coupling="center", gamma=0.2, seed=0, vmap=vmap,
+    ref = Replicated(lambda: mlp(0, bn=bn), y, coupling="center", gamma=0.2, seed=0, vmap=vmap,
                      optimizer=OPTIMIZERS["adam"])
     for b in data:
         ref.step(b, F.cross_entropy)
     rep.step(data[1], F.cross_entropy)
+    assert rep.path == ref.path == path
     for n in rep.stacked:
         assert torch.equal(rep.stacked[n], ref.stacked[n])
 
@@ -538,19 +539,27 @@ def test_uncoupled_with_another_loss_equals_independent_modules():
     assert_replicas_equal(rep, mods, 1e-12)
 
 
-def test_dropout_is_vmapped_with_independent_masks():
+@pytest.mark.parametrize("vmap,path", [("auto", "bmm"), (True, "vmap")])
+def test_dropout_draws_independent_masks(vmap, path):
     net = nn.Sequential(nn.Linear(D_IN, 64), nn.Dropout(0.5), nn.Linear(64, K))
-    rep = Replicated(net, 4, lr=0.1)
+    rep = Replicated(net, 4, lr=0.1, vmap=vmap)
     x = torch.randn(16, D_IN)
     t = torch.randint(0, K, (16,))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rep.step([(x, t)] * 4, F.cross_entropy)   # same data, same start: only dropout differs
-    assert rep._vmap is True
+    assert rep.path == path
     w = rep.stacked["0.weight"]
-    assert not torch.equal(w[0], w[1])
-    # predictions are in eval mode: no dropout, deterministic
+    for a in range(1, 4):
+        assert not torch.equal(w[0], w[a])
+    # predictions are in eval mode: no dropout, deterministic, the same for all replicas here
+    # except for what training changed
     torch.testing.assert_close(rep.predict(x, "all"), rep.predict(x, "all"), atol=0, rtol=0)
+    net.eval()
+    rep2 = Replicated(net, 4, lr=0.1, vmap=vmap)
+    with torch.no_grad():
+        expected = net(x)
+    torch.testing.assert_close(rep2.predict(x, "all"), expected.expand(4, *expected.shape), atol=1e-6, rtol=0)
 
 
 def test_schedule_is_picklable_and_center_starts_at_barycenter():
@@ -560,3 +569,191 @@ def test_schedule_is_picklable_and_center_starts_at_barycenter():
     rep = Replicated(mlp(0), 3, coupling="center", reinit=True, seed=2)
     for n, p in rep.center.named_parameters():
         torch.testing.assert_close(p, rep.stacked[n].detach().mean(0), atol=1e-15, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the batched-matrix-product path of plain MLPs
+# ---------------------------------------------------------------------------------------------
+
+def deep_mlp(seed, dtype=torch.float64):
+    """A nested Sequential of everything the "bmm" path handles; input (n, 2, 3), flattened."""
+    torch.manual_seed(seed)
+    activations = [nn.LeakyReLU(0.2), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.ELU(), nn.SiLU(),
+                   nn.Softplus(), nn.Identity()]
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Sequential(nn.Linear(D_IN, HID, bias=False), nn.ReLU(), nn.Dropout(0.0)),
+        nn.Sequential(*[m for act in activations for m in (nn.Linear(HID, HID), act)]),
+        nn.Linear(HID, K),
+    ).to(dtype)
+
+
+def on_rows(seed, dtype=torch.float64):
+    """No Flatten: the linear layers act on the last dimension of (n, 4, D_IN) inputs."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(D_IN, HID), nn.Tanh(), nn.Linear(HID, K, bias=False), nn.Flatten()).to(dtype)
+
+
+# name -> (module factory taking a seed, shape of one replica's input for n samples)
+PLAIN_MLPS = {
+    "mlp": (mlp, lambda n: (n, D_IN)),
+    "deep": (deep_mlp, lambda n: (n, 2, 3)),
+    "on_rows": (on_rows, lambda n: (n, 4, D_IN)),
+}
+
+
+def plain_batches(kind, y, steps, seed):
+    """batches() reshaped to the input of ``kind``; targets of on_rows: one class per output."""
+    shape = PLAIN_MLPS[kind][1]
+    out = []
+    for step in batches(y, steps, n=8 * (4 if kind == "on_rows" else 1), seed=seed):
+        pairs = []
+        for x, t in step:
+            n = x.shape[0] // 4 if kind == "on_rows" else x.shape[0]
+            x = x.reshape(shape(n))
+            if kind == "on_rows":   # outputs (n, 4 * K): 4 * K classes
+                t = torch.randint(0, 4 * K, (n,), generator=torch.Generator().manual_seed(seed))
+            pairs.append((x, t))
+        out.append(pairs)
+    return out
+
+
+class TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(D_IN, HID), nn.Linear(HID, K)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+class MySequential(nn.Sequential):
+    pass
+
+
+def with_hook():
+    net = mlp(0)
+    net[1].register_forward_hook(lambda m, i, o: 2 * o)
+    return net
+
+
+@pytest.mark.parametrize("make,vmap,path", [
+    (lambda: mlp(0), "auto", "bmm"),
+    (lambda: deep_mlp(0), "auto", "bmm"),
+    (lambda: on_rows(0), "auto", "bmm"),
+    (lambda: nn.Linear(D_IN, K).double(), "auto", "bmm"),                      # one layer alone
+    (lambda: mlp(0), True, "vmap"),
+    (lambda: mlp(0), False, "loop"),
+    (lambda: mlp(0, bn=True), "auto", "vmap"),
+    (lambda: nn.Sequential(nn.Unflatten(1, (1, 2, 3)), nn.Conv2d(1, 2, 2), nn.Flatten(),
+                           nn.Linear(4, K)).double(), "auto", "vmap"),
+    (lambda: TwoLayers().double(), "auto", "vmap"),
+    (lambda: nn.Sequential(nn.Linear(D_IN, D_IN), TwoLayers()).double(), "auto", "vmap"),
+    (lambda: MySequential(nn.Linear(D_IN, HID), nn.ReLU(), nn.Linear(HID, K)).double(), "auto", "vmap"),
+    (lambda: nn.Sequential(nn.Linear(D_IN, HID), nn.PReLU(), nn.Linear(HID, K)).double(), "auto", "vmap"),
+    (lambda: nn.Sequential(nn.Linear(D_IN, K), nn.LogSoftmax(-1)).double(), "auto", "vmap"),
+    (with_hook, "auto", "vmap"),
+])
+def test_bmm_path_is_chosen_for_plain_mlps_only(make, vmap, path):
+    rep = Replicated(make, 2, vmap=vmap)
+    assert rep.path == (path if path == "bmm" or vmap != "auto" else None)
+    rep.step(batches(2, 1)[0], F.cross_entropy)
+    assert rep.path == path
+
+
+def test_bmm_path_respects_hooks():
+    """A forward hook changes the output: the module is then vmapped, which runs the hook."""
+    y = 2
+    mods = [with_hook() for _ in range(y)]
+    rep = Replicated(from_list(mods), y)
+    x = torch.randn(5, D_IN, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(rep.predict(x, "all"), torch.stack([m(x) for m in mods]), atol=1e-13, rtol=0)
+
+
+def assert_same_training(a, b, atol):
+    for name in a.stacked:
+        torch.testing.assert_close(a.stacked[name], b.stacked[name], atol=atol, rtol=0)
+        if a._center is not None:
+            torch.testing.assert_close(a._center[name], b._center[name], atol=atol, rtol=0)
+    torch.testing.assert_close(a.last_losses, b.last_losses, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("kind", sorted(PLAIN_MLPS))
+@pytest.mark.parametrize("opt", ["sgd-momentum", "adam"])
+@pytest.mark.parametrize("coupling,gamma", [("mean", 0.0), ("mean", 0.3), ("center", 0.3)])
+def test_bmm_steps_equal_vmap_and_loop(kind, opt, coupling, gamma):
+    y, steps = 3, 4
+    make = PLAIN_MLPS[kind][0]
+    mods = [make(60 + a) for a in range(y)]
+    kw = {"coupling": coupling, "gamma": gamma, "optimizer": OPTIMIZERS[opt]}
+    reps = {mode: Replicated(from_list(mods), y, vmap=mode, **kw) for mode in ("auto", True, False)}
+    bmm, vmapped, looped = reps["auto"], reps[True], reps[False]
+    data = plain_batches(kind, y, steps, seed=14)
+    for t, b in enumerate(data):
+        losses = [r.step(b, F.cross_entropy) for r in reps.values()]
+        assert losses[0] == pytest.approx(losses[1], abs=1e-12) and losses[0] == pytest.approx(losses[2], abs=1e-12)
+        if t in (0, steps - 1):      # one step, several steps
+            assert_same_training(bmm, vmapped, 1e-12)
+            assert_same_training(bmm, looped, 1e-12)
+    assert (bmm.path, vmapped.path, looped.path) == ("bmm", "vmap", "loop")
+    x = data[0][0][0]
+    for which in ("all", "ensemble", 1, "center"):
+        out = bmm.predict(x, which)
+        torch.testing.assert_close(out, vmapped.predict(x, which), atol=1e-12, rtol=0)
+        torch.testing.assert_close(out, looped.predict(x, which), atol=1e-12, rtol=0)
+    assert bmm.predict(x, "all").shape == (y, *looped.replica(0)(x).shape)
+
+
+def test_bmm_steps_equal_independent_modules():
+    """gamma = 0, float32, a single batch split across the replicas: y separate trainings."""
+    y, steps = 4, 5
+    mods = [deep_mlp(70 + a, dtype=torch.float32) for a in range(y)]
+    rep = Replicated(from_list(mods), y, optimizer=OPTIMIZERS["adam"])
+    opts = [OPTIMIZERS["adam"](list(m.parameters())) for m in mods]
+    g = torch.Generator().manual_seed(15)
+    for _ in range(steps):
+        x, t = torch.randn(8 * y, 2, 3, generator=g), torch.randint(0, K, (8 * y,), generator=g)
+        rep.step((x, t), F.cross_entropy)
+        for m, o, xa, ta in zip(mods, opts, x.chunk(y), t.chunk(y)):
+            o.zero_grad()
+            F.cross_entropy(m(xa), ta).backward()
+            o.step()
+    assert rep.path == "bmm"
+    assert_replicas_equal(rep, mods, 1e-5)
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES) + ["ignored targets", "soft targets", "per sample"])
+def test_bmm_losses_equal_looped_losses(loss):
+    """Cross-entropy folded over the replicas (with label smoothing, ignore_index, class
+    probabilities) and other losses called per replica, against the loop."""
+    y = 3
+    mods = [mlp(80 + a) for a in range(y)]
+    data = batches(y, 3, seed=16)
+    if loss == "ignored targets":     # F.cross_entropy leaves out targets -100
+        loss_fn = F.cross_entropy
+        data = [[(x, torch.where(torch.arange(len(t)) < a + 1, -100, t)) for a, (x, t) in enumerate(b)] for b in data]
+    elif loss == "soft targets":
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+        data = [[(x, F.one_hot(t, K).double() * 0.8 + 0.2 / K) for x, t in b] for b in data]
+    elif loss == "per sample":        # not folded: a weighted cross-entropy
+        loss_fn = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+    else:
+        loss_fn = LOSSES[loss]
+    kw = {"gamma": 0.1, "optimizer": OPTIMIZERS["sgd-momentum"]}
+    bmm = Replicated(from_list(mods), y, **kw)
+    looped = Replicated(from_list(mods), y, vmap=False, **kw)
+    for b in data:
+        assert bmm.step(b, loss_fn) == pytest.approx(looped.step(b, loss_fn), abs=1e-12)
+        assert_same_training(bmm, looped, 1e-12)
+    assert bmm.path == "bmm"
+
+
+def test_cross_entropy_is_recognised_for_folding():
+    from thermolearn.deep import _functional as F_
+    assert F_._cross_entropy_options(F.cross_entropy) == {"ignore_index": -100, "label_smoothing": 0.0}
+    assert F_._cross_entropy_options(nn.CrossEntropyLoss(ignore_index=2, label_smoothing=0.1)) == {
+        "ignore_index": 2, "label_smoothing": 0.1}
+    for other in (nn.CrossEntropyLoss(reduction="sum"), nn.CrossEntropyLoss(weight=torch.ones(K)),
+                  F.nll_loss, lambda o, t: F.cross_entropy(o, t)):
+        assert F_._cross_entropy_options(other) is None

@@ -3,7 +3,8 @@
 * stacking the parameters and buffers of y structurally identical modules into (y, *shape) tensors,
   and reading one replica (or an average) back into an ordinary :class:`torch.nn.Module`;
 * evaluating y replicas of a module in one batched call (``torch.func.functional_call`` under
-  ``torch.func.vmap``) or replica by replica;
+  ``torch.func.vmap``, or, for an ``nn.Sequential`` of linear layers and element-wise functions,
+  batched matrix products on the stacked weights) or replica by replica;
 * the growth schedule of the coupling, ``g0 * (1 + g1) ** t``;
 * the divergence error, :class:`thermolearn.ebm.training.TrainingDiverged`, imported on first use
   (it lives with the RBM trainer, whose import pulls in numba).
@@ -192,11 +193,110 @@ def looped_losses(base, params, buffers, xs, ts, loss_fn, tied: bool = True) -> 
         p = {n: v[a] for n, v in slices.items()}
         b = {n: v[a] for n, v in buffers.items()}
         losses.append(loss_fn(call(base, p, b, x, tied), t))
+    return stack_scalars(losses)
+
+
+def stack_scalars(losses: list) -> torch.Tensor:
+    """The per-replica losses, checked to be scalar tensors, stacked into shape (y,)."""
     for a, loss in enumerate(losses):
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ValueError(f"loss_fn must return a scalar tensor; replica {a} got "
                              f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
     return torch.stack([loss.reshape(()) for loss in losses])
+
+
+# ---------------------------------------------------------------------------------------------
+# the batched path of plain MLPs: nn.Sequential of Linear layers and element-wise functions
+# ---------------------------------------------------------------------------------------------
+
+# modules without parameters applied as they are to the stacked (y, b, ...) activations: all act
+# element by element (dropout then draws independent noise for every replica)
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SiLU, nn.Softplus,
+               nn.Identity, nn.Dropout)
+
+
+def _hooked(m: nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
+
+
+def bmm_plan(module: nn.Module, param_names) -> list | None:
+    """The layers of ``module`` as a list for :func:`bmm_outputs`, or None unless ``module`` is an
+    ``nn.Linear`` or an ``nn.Sequential`` (possibly nested) made only of ``nn.Linear``,
+    ``nn.Flatten`` and the modules in :data:`ELEMENTWISE` (exact types, no hooks, no buffers),
+    whose parameters are exactly ``param_names``. Entries: ``("linear", weight name, bias name
+    or None)``, ``("flatten", start, end)`` (dims of the stacked tensor), ``("call", module)``."""
+    plan, names = [], []
+
+    def walk(m, prefix) -> bool:
+        if _hooked(m) or m._buffers:
+            return False
+        kind = type(m)
+        if kind is nn.Sequential:
+            return not m._parameters and all(sub is not None and walk(sub, f"{prefix}{key}.")
+                                             for key, sub in m._modules.items())
+        if kind is nn.Linear:
+            bias = None if m.bias is None else prefix + "bias"
+            plan.append(("linear", prefix + "weight", bias))
+            names.extend(n for n in (prefix + "weight", bias) if n is not None)
+            return True
+        if kind is nn.Flatten:   # per-replica dims d >= 0 are dims d + 1 of the stacked tensor
+            plan.append(("flatten", *(d + 1 if d >= 0 else d for d in (m.start_dim, m.end_dim))))
+            return True
+        if kind in ELEMENTWISE and not m._parameters:
+            plan.append(("call", m))
+            return True
+        return False
+
+    ok = walk(module, "")
+    return plan if ok and sorted(names) == sorted(param_names) else None
+
+
+def bmm_outputs(plan: list, params: dict, X: torch.Tensor) -> torch.Tensor:
+    """Outputs (y, ...) of all replicas of a module planned by :func:`bmm_plan`: replica a sees
+    ``X[a]``. A linear layer is one ``baddbmm`` (``bmm`` without bias) on the stacked weights."""
+    y = X.shape[0]
+    for op, *args in plan:
+        if op == "linear":
+            weight, bias = params[args[0]], (None if args[1] is None else params[args[1]])
+            h = X.reshape(y, -1, X.shape[-1])
+            wt = weight.transpose(1, 2)   # (y, in, out): contiguous in the layout of stack_modules
+            h = torch.bmm(h, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, wt)
+            X = h.reshape(*X.shape[:-1], h.shape[-1])
+        elif op == "flatten":
+            X = X.flatten(*args)
+        else:
+            X = args[0](X)
+    return X
+
+
+def _cross_entropy_options(loss_fn) -> dict | None:
+    """The options of torch's cross-entropy when ``loss_fn`` is it with the mean over the batch
+    (``F.cross_entropy`` itself, or an ``nn.CrossEntropyLoss`` with ``reduction="mean"`` and no
+    class weights); otherwise None."""
+    if loss_fn is nn.functional.cross_entropy:
+        return {"ignore_index": -100, "label_smoothing": 0.0}
+    if (type(loss_fn) is nn.CrossEntropyLoss and loss_fn.reduction == "mean" and loss_fn.weight is None
+            and not _hooked(loss_fn)):
+        return {"ignore_index": loss_fn.ignore_index, "label_smoothing": loss_fn.label_smoothing}
+    return None
+
+
+def stacked_losses(out: torch.Tensor, T: torch.Tensor, loss_fn) -> torch.Tensor:
+    """Losses ``loss_fn(out[a], T[a])`` of stacked outputs and targets, shape (y,).
+
+    Torch's cross-entropy (see :func:`_cross_entropy_options`) is computed once, per sample, on
+    the outputs folded into one batch (y * b, ...); each replica's loss is then the mean of its
+    samples (targets equal to ``ignore_index`` left out). Any other ``loss_fn`` is called
+    replica by replica on slices of ``out``."""
+    options = _cross_entropy_options(loss_fn)
+    if options is not None and out.dim() >= 3 and T.shape[:2] == out.shape[:2]:
+        y = out.shape[0]
+        per_sample = nn.functional.cross_entropy(out.flatten(0, 1), T.flatten(0, 1), reduction="none",
+                                                 **options).reshape(y, -1)
+        if T.is_floating_point():     # class probabilities: nothing is ignored
+            return per_sample.mean(1)
+        return per_sample.sum(1) / (T != options["ignore_index"]).reshape(y, -1).sum(1)
+    return stack_scalars([loss_fn(o, t) for o, t in zip(out.unbind(0), T.unbind(0))])
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

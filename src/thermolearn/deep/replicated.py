@@ -59,25 +59,44 @@ and skip it (momentum and weight decay then still act on it here).
 
 Evaluation
 ----------
-All replicas are evaluated in one call, ``torch.func.vmap`` over ``torch.func.functional_call``
-with the stacked parameters and buffers (dropout draws different noise per replica). Modules that
-vmap cannot trace (data-dependent Python control flow, ``.item()`` calls, some custom operators)
-are detected at the first step: a warning names the reason and the replicas are evaluated one
-after the other from then on (same results, slower). The loop is also used for any step whose
-per-replica batches differ in shape. ``loss_fn`` is evaluated per replica inside the vmapped
-call too.
+All replicas are evaluated in one call. Which call (the attribute ``path``):
+
+* ``"bmm"``, plain MLPs: when the module is an ``nn.Sequential`` (nested ones included) made
+  only of ``nn.Linear`` (with or without bias), ``nn.Flatten``, ``nn.Dropout`` and the
+  element-wise activations without parameters ``nn.ReLU``, ``LeakyReLU``, ``Tanh``, ``Sigmoid``,
+  ``GELU``, ``ELU``, ``SiLU``, ``Softplus``, ``Identity`` (these exact classes, without hooks or
+  buffers; a lone ``nn.Linear`` qualifies too), the stacked inputs (y, b, ...) go through the
+  layers directly: a linear layer is one ``torch.baddbmm`` (``torch.bmm`` without bias) of the
+  (y, b, in) activations with the stacked weights, the other modules are applied to the stacked
+  (y, b, ...) tensor as they are. Dropout therefore draws independent noise for every replica
+  (as each replica's own module would, though not the same draws). Torch's cross-entropy as
+  ``loss_fn`` (``F.cross_entropy``, or an ``nn.CrossEntropyLoss`` with ``reduction="mean"`` and
+  no class weights) is computed once, per sample, on the outputs folded into one batch of y * b
+  samples and averaged per replica (leaving out targets equal to ``ignore_index``, as its mean
+  does); any other ``loss_fn`` is called once per replica on its slice of the stacked outputs.
+  No vmap is involved, which saves vmap's per-operation overhead and its larger autograd graph.
+  Chosen at construction with ``vmap="auto"`` (the default); ``vmap=True`` uses vmap for these
+  modules too.
+* ``"vmap"``, every other module: ``torch.func.vmap`` over ``torch.func.functional_call`` with the
+  stacked parameters and buffers (dropout draws different noise per replica); ``loss_fn`` is
+  evaluated per replica inside the vmapped call.
+* ``"loop"``: always with ``vmap=False``. With ``"auto"``, modules that vmap cannot trace (data-dependent Python control flow, ``.item()``
+  calls, some custom operators) are detected at the first step: a warning names the reason and
+  the replicas are evaluated one after the other from then on (same results, slower). The loop is
+  also used, whatever the path, for any step whose per-replica batches differ in shape.
+
+The three paths give the same results up to rounding (and dropout's random draws).
 
 Implementation notes: the stacked weight of an ``nn.Linear`` is laid out in memory as the
 transpose of a contiguous (y, in, out) tensor, the layout in which the batched layer produces its
 gradient (otherwise every step copies each weight gradient through a transpose, which on a CPU
-costs as much as a matrix product); values, shapes and state dicts are unaffected.
+costs as much as a matrix product); values, shapes and state dicts are unaffected. The ``"bmm"``
+path multiplies by that contiguous (y, in, out) tensor.
 
 Speed (benchmarks/bench_replicas.py, one CPU thread, y = 8, batch 64 per replica): a step of
-the 8 replicas of an MLP 64-128-10 is 1.6-1.8x faster than stepping 8 separate modules one after
-the other; for an MLP 784-500-10, where the matrix products dominate, about as fast (1.05x).
-On small networks most of the remaining cost is per-operation overhead of vmap and of the larger
-autograd graph it records (a hand-written batched MLP with ``baddbmm`` is about 3x faster than
-the loop).
+the 8 replicas of an MLP 64-128-10 on the ``"bmm"`` path is 2.3x faster than stepping 8 separate
+modules one after the other (2.1x with the mean coupling on; the ``"vmap"`` path: 1.6x); for an
+MLP 784-500-10, where the matrix products dominate, 1.2-1.3x (``"vmap"``: 1.0-1.1x).
 """
 
 from __future__ import annotations
@@ -152,14 +171,18 @@ class Replicated:
     seed : with ``reinit`` or a factory: replica a is re-initialised / built with torch's global
         generators seeded with ``seed + a`` (restored afterwards); None uses the global generators
         as they are.
-    vmap : ``"auto"`` (vmap, falling back to a loop with a warning if the module cannot be
-        vmapped), ``True`` (vmap, errors propagate) or ``False`` (always loop).
+    vmap : ``"auto"`` (batched matrix products for plain MLPs, see "Evaluation" in the module
+        documentation; otherwise vmap, falling back to a loop with a warning if the module cannot
+        be vmapped), ``True`` (always vmap, also for plain MLPs; errors propagate) or ``False``
+        (always loop).
 
     Attributes
     ----------
     stacked : dict name -> (y, *shape) parameter tensors (live; the optimizer updates them).
     stacked_buffers : dict name -> (y, *shape) buffers (live).
     optimizer, replicas, coupling, steps, epoch; last_losses: (y,) data losses of the last step.
+    path : how the replicas are evaluated: ``"bmm"``, ``"vmap"``, ``"loop"``, or None while
+        ``vmap="auto"`` has not tried vmap yet.
     """
 
     def __init__(self, module, replicas: int = 4, *, coupling: str = "mean", gamma=0.0, optimizer=None,
@@ -206,6 +229,8 @@ class Replicated:
             raise ValueError("the module has no trainable parameters")
         self.optimizer = make_optimizer(optimizer, lr, [p for _, p in self._trainable])
         self._center = ({n: F_.replica_mean(p) for n, p in self._trainable} if coupling == "center" else None)
+        # the batched-matrix-product path, for plain MLPs (with vmap="auto" only)
+        self._plan = (F_.bmm_plan(self._base, self.stacked) if vmap == "auto" and not self._tied else None)
         self._vmap = {True: True, False: False, "auto": None}[vmap]   # None: not tried yet
         self._vmap_mode = vmap
         self._vmap_eval = self._vmap                                   # the same, for predictions
@@ -276,6 +301,9 @@ class Replicated:
         if stacked is None or self._vmap is False:
             return self._total(F_.looped_losses(base, P, B, xs, ts, loss_fn, self._tied))
         X, T = stacked
+        if self._plan is not None:
+            out = F_.bmm_outputs(self._plan, P, X)
+            return self._total(self._check_shape(F_.stacked_losses(out, T, loss_fn)))
 
         def batched():
             return self._total(self._check_shape(F_.batched_losses(base, P, B, X, T, loss_fn, self._tied)))
@@ -295,6 +323,15 @@ class Replicated:
             return losses
         self._vmap = True
         return losses
+
+    @property
+    def path(self):
+        """How the replicas are evaluated when their batches have one shape: ``"bmm"`` (batched
+        matrix products, for plain MLPs), ``"vmap"``, ``"loop"``, or None while ``vmap="auto"``
+        has not tried vmap yet (steps with per-replica batches of different shapes always loop)."""
+        if self._plan is not None:
+            return "bmm"
+        return {True: "vmap", False: "loop", None: None}[self._vmap]
 
     @staticmethod
     def _total(losses):
@@ -432,6 +469,8 @@ class Replicated:
         base.eval()
         try:
             with torch.no_grad():
+                if self._plan is not None:
+                    return F_.bmm_outputs(self._plan, P, x.unsqueeze(0).expand(self.replicas, *x.shape))
                 if self._vmap_eval is not False and self._vmap is not False:
                     X = x.unsqueeze(0).expand(self.replicas, *x.shape)
                     try:
