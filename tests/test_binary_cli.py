@@ -7,16 +7,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from binary_check import np_errors
+
 from thermolearn.binary import errors, random_patterns
 from thermolearn.cli import app
 from thermolearn.io import load_tensors
 
 runner = CliRunner()
-
-
-def np_errors(W, X, y):
-    W, X, y = (np.asarray(a, dtype=np.int64) for a in (W, X, y))
-    return int(np.sum(np.sign(X @ W) != y))
 
 
 def _row(output: str, name: str) -> str:

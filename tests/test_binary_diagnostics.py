@@ -4,24 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from binary_check import np_errors
+
 from thermolearn.binary import errors, local_energy, random_patterns
 from thermolearn.binary.diagnostics import LocalEnergy
 from thermolearn.binary.models import Architecture
-
-
-def np_errors(W, X, y, K, tree=False):
-    """Independent NumPy error count of one perceptron / committee machine."""
-    W = np.asarray(W, dtype=np.int64)
-    X = np.asarray(X, dtype=np.int64)
-    y = np.asarray(y, dtype=np.int64)
-    if K == 1:
-        return int(np.sum(np.sign(X @ W) != y))
-    if tree:
-        n = X.shape[1] // K
-        F = np.stack([X[:, k * n:(k + 1) * n] @ W[k] for k in range(K)], axis=1)
-    else:
-        F = X @ W.T
-    return int(np.sum(np.sign(np.sign(F).sum(1)) != y))
 
 
 CASES = [(1, 31, False), (3, 21, False), (3, 33, True)]

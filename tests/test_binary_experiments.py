@@ -7,17 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from binary_check import np_errors
+
 from thermolearn.binary import random_patterns
 from thermolearn.experiments import _binary, committee_rsgd, perceptron_capacity
 from thermolearn.experiments.registry import expand, get
 from thermolearn.experiments.runner import plain_records
-
-
-def np_errors(W, X, y, K):
-    W, X, y = (np.asarray(a, dtype=np.int64) for a in (W, X, y))
-    if K == 1:
-        return int(np.sum(np.sign(X @ W) != y))
-    return int(np.sum(np.sign(np.sign(X @ W.T).sum(1)) != y))
 
 
 def _quick_point(module, seed=0, **where):

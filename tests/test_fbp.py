@@ -8,18 +8,11 @@ import pytest
 import torch
 from scipy.special import erfc
 
+from binary_check import np_errors
+
 from thermolearn.binary import focusing_bp, random_patterns, teacher_student
 from thermolearn.binary.fbp import (_output_terms, factor_messages, log_H, log_H_derivative,
                                    perceptron_messages, protocol_schedule)
-
-
-def numpy_errors(W, X, y):
-    """Independent error count: sign(W . xi) != y, in NumPy integers."""
-    W = np.asarray(W, dtype=np.int64)
-    X = np.asarray(X, dtype=np.int64)
-    y = np.asarray(y, dtype=np.int64)
-    assert set(np.unique(W)) <= {-1, 1}
-    return int(((X @ W) * y <= 0).sum())
 
 
 @pytest.mark.parametrize("messages", ["full", "amp"])
@@ -29,7 +22,7 @@ def test_fbp_solves_most_random_instances(messages):
         X, y = random_patterns(N, alpha, seed)
         res = focusing_bp(X, y, seed=seed, messages=messages)
         assert res.weights.shape == (N,) and res.weights.dtype == torch.int8
-        assert res.errors == numpy_errors(res.weights, X, y)
+        assert res.errors == np_errors(res.weights, X, y)
         solved += res.converged
         if res.converged:
             assert res.errors == 0 and res.energy == 0
@@ -45,14 +38,14 @@ def test_fbp_solves_most_random_instances(messages):
 def test_other_protocols_solve(protocol):
     X, y = random_patterns(101, 0.3, 1)
     res = focusing_bp(X, y, protocol=protocol, steps=50, seed=1)
-    assert res.converged and numpy_errors(res.weights, X, y) == 0
+    assert res.converged and np_errors(res.weights, X, y) == 0
 
 
 def test_teacher_student_zero_training_errors():
     X, y, teacher = teacher_student(201, 0.3, 3)
     res = focusing_bp(X, y, seed=3)
     assert res.converged and res.errors == 0
-    assert numpy_errors(res.weights, X, y) == 0
+    assert np_errors(res.weights, X, y) == 0
 
 
 def test_protocol_schedules():
@@ -164,14 +157,6 @@ def test_bad_inputs_name_the_argument():
 # Committee machines, the large-N form, observables
 # ---------------------------------------------------------------------------------------------
 
-def numpy_committee_errors(W, X, y):
-    """Independent committee error count, W (K, n) fully connected or tree-like."""
-    W, X, y = (np.asarray(a, dtype=np.int64) for a in (W, X, y))
-    K, n = W.shape
-    Xk = X.reshape(len(X), K, n) if n != X.shape[1] else np.repeat(X[:, None, :], K, 1)
-    hidden = np.sign(np.einsum("mkn,kn->mk", Xk, W))
-    return int((np.sign(hidden.sum(1)) != y).sum())
-
 
 def test_output_unit_terms_match_enumeration():
     g = torch.Generator().manual_seed(0)
@@ -230,7 +215,7 @@ def test_committee_fbp_solves(tree):
         X, y = random_patterns(N, alpha, seed, K=3, tree=tree)
         res = focusing_bp(X, y, K=3, tree=tree, seed=seed)
         assert res.weights.shape == ((3, 15) if tree else (3, 41))
-        assert res.errors == numpy_committee_errors(res.weights, X, y)
+        assert res.errors == np_errors(res.weights, X, y)
         solved += res.converged
     assert solved >= 2  # measured: 3 of 3 on these seeds
 

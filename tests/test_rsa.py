@@ -21,13 +21,7 @@ from thermolearn.binary.rsa import (
     replicated_annealing,
 )
 
-
-def np_errors(W, X, y):
-    """Independent NumPy error count of a perceptron."""
-    W = np.asarray(W, dtype=np.int64)
-    X = np.asarray(X, dtype=np.int64)
-    y = np.asarray(y, dtype=np.int64)
-    return int(((X @ W) * y <= 0).sum())
+from binary_check import np_errors
 
 
 @pytest.mark.parametrize("replicas,gamma", [(1, 0.0), (3, 0.0), (3, 0.5)])

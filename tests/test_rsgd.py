@@ -4,23 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from binary_check import np_errors
+
 from thermolearn.binary import random_patterns, replicated_sgd
 from thermolearn.binary.models import Architecture
-
-
-def np_errors(W, X, y, K, tree=False):
-    """Independent NumPy error count of a committee machine / perceptron."""
-    W = np.asarray(W, dtype=np.int64)
-    X = np.asarray(X, dtype=np.int64)
-    y = np.asarray(y, dtype=np.int64)
-    if K == 1:
-        return int(np.sum(np.sign(X @ W) != y))
-    if tree:
-        n = X.shape[1] // K
-        F = np.stack([X[:, k * n:(k + 1) * n] @ W[k] for k in range(K)], axis=1)
-    else:
-        F = X @ W.T
-    return int(np.sum(np.sign(np.sign(F).sum(1)) != y))
 
 
 def np_reference(X, y, K, tree, R, batch, eta, lam, gamma, gstep, epochs, seed, rseeds):

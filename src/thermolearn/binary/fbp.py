@@ -88,7 +88,7 @@ import time
 import torch
 
 from .._numerics import check_int, check_real, make_generator
-from .models import Architecture, as_pm1, energy, errors
+from .models import check_problem, energy, errors
 from .result import SolverResult
 
 __all__ = ["focusing_bp", "log_H", "perceptron_messages", "factor_messages", "bethe_free_entropy",
@@ -394,17 +394,9 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
     t0 = time.perf_counter()
     dev = torch.device(device) if device is not None else (
         X.device if isinstance(X, torch.Tensor) else torch.device("cpu"))
-    Xv = as_pm1(X, "X", ndim=2).to(dev)
-    yv = as_pm1(y, "y", ndim=1).to(dev)
+    Xv, yv, arch = check_problem(X, y, K, tree)
+    Xv, yv = Xv.to(dev), yv.to(dev)
     M, N = Xv.shape
-    if yv.shape[0] != M:
-        raise ValueError(f"y: expected shape ({M},) to match X of shape {tuple(Xv.shape)}, got {tuple(yv.shape)}")
-    try:
-        arch = Architecture(N, K, tree)
-    except ValueError as exc:
-        if str(exc).startswith("N:"):
-            raise ValueError(f"X: has N = {N} columns; " + str(exc)[3:]) from None
-        raise
     K, n = arch.K, arch.n_per_unit
     if messages not in ("auto", "full", "amp"):
         raise ValueError(f"messages: expected 'auto', 'full' or 'amp', got {messages!r}")

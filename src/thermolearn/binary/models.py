@@ -41,7 +41,7 @@ import torch
 from .._numerics import check_int, make_generator, to_tensor
 
 __all__ = ["Architecture", "hidden_fields", "output", "errors", "energies", "energy",
-           "as_pm1", "check_pm1"]
+           "as_pm1", "check_pm1", "check_problem"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +167,28 @@ class Architecture:
             raise ValueError(f"{name}: a committee machine with K = {K} on N = {N} inputs needs shape "
                              f"(..., {K}, {N}) (fully connected){tree}, got {tuple(W.shape)}")
         return cls(N, K, tree=W.shape[-1] != N)
+
+
+def check_problem(X, y, K: int = 1, tree: bool = False):
+    """Validate a training set for a solver: X (M, N) and y (M,) with entries +-1, M >= 1, and
+    the architecture (K, tree) on N inputs. Returns (X, y, Architecture); errors name X, y, K
+    or tree (an unsuitable N is reported as a property of X, the argument the caller passed)."""
+    if not isinstance(tree, (bool, np.bool_)):
+        raise ValueError(f"tree: expected True or False, got {tree!r}")
+    X = as_pm1(X, "X", ndim=2)
+    y = as_pm1(y, "y", ndim=1)
+    M, N = X.shape
+    if y.shape[0] != M:
+        raise ValueError(f"y: expected shape ({M},) to match X of shape {tuple(X.shape)}, got {tuple(y.shape)}")
+    if M < 1:
+        raise ValueError("X: expected at least one pattern (row), got 0")
+    try:
+        arch = Architecture(N, K, bool(tree))
+    except ValueError as exc:
+        if str(exc).startswith("N:"):
+            raise ValueError(f"X: has N = {N} columns; " + str(exc)[3:]) from None
+        raise
+    return X, y, arch
 
 
 # ---------------------------------------------------------------------------------------------

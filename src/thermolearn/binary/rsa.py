@@ -83,7 +83,7 @@ import numpy as np
 import torch
 
 from .._numerics import check_int, check_real
-from .models import Architecture, _check_K, as_pm1
+from .models import Architecture, check_problem
 from .models import energies as _energies
 from .models import energy as _energy
 from .models import errors as _errors
@@ -389,22 +389,9 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
     step, beta and gamma (mean over replicas), y, energy_min, energy_mean, errors_min, overlap
     (mean W^a.W^b / n_weights between replicas), acceptance (rate in the chunk).
     """
-    K = _check_K(K)
-    if not isinstance(tree, (bool, np.bool_)):
-        raise ValueError(f"tree: expected True or False, got {tree!r}")
-    Xt = as_pm1(X, "X", ndim=2)
-    yt = as_pm1(y, "y", ndim=1)
+    Xt, yt, arch = check_problem(X, y, K, tree)
+    K = arch.K
     M, N = Xt.shape
-    if yt.shape[0] != M:
-        raise ValueError(f"y: expected shape ({M},) to match X of shape {tuple(Xt.shape)}, got {tuple(yt.shape)}")
-    if M < 1:
-        raise ValueError("X: expected at least one pattern (row), got 0")
-    try:
-        arch = Architecture(N, K, bool(tree))
-    except ValueError as exc:
-        if str(exc).startswith("N:"):   # N comes from X: name the argument the caller passed
-            raise ValueError(f"X: has N = {N} columns; " + str(exc)[3:]) from None
-        raise
     if N >= 2**31 - 1 or M >= 2**31 - 1:
         raise ValueError(f"X: shape {(M, N)} is too large (need N, M < 2^31 - 1)")
     R = check_int(replicas, "replicas")

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from .._numerics import check_int, check_real, make_generator
-from .models import Architecture, as_pm1, energy, errors
+from .models import Architecture, check_problem, energy, errors
 from .result import SolverResult
 
 __all__ = ["replicated_sgd"]
@@ -100,20 +100,8 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: flo
     W_a . W_center / N_weights).
     """
     t0 = time.perf_counter()
-    X = as_pm1(X, "X", ndim=2)
-    y = as_pm1(y, "y", ndim=1)
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"y: expected shape ({X.shape[0]},) to match X of shape {tuple(X.shape)}, "
-                         f"got {tuple(y.shape)}")
+    X, y, arch = check_problem(X, y, K, tree)
     M, N = X.shape
-    if M < 1:
-        raise ValueError("X: expected at least one pattern (row), got 0")
-    try:
-        arch = Architecture(N, K, tree)
-    except ValueError as exc:
-        if str(exc).startswith("N:"):
-            raise ValueError(f"X: has N = {N} columns; " + str(exc)[3:]) from None
-        raise
     R = check_int(replicas, "replicas")
     batch = check_int(batch, "batch")
     max_epochs = check_int(max_epochs, "max_epochs", minimum=0)

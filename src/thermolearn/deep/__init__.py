@@ -1,7 +1,8 @@
 """Robust ensembles and flatness for ordinary PyTorch networks.
 
 * :class:`Replicated`: y coupled replicas of any ``nn.Module`` trained side by side in one
-  process (stacked parameters, one vmapped forward/backward).
+  process (stacked parameters, one batched forward/backward: batched matrix products for plain
+  Linear/activation stacks, torch.func.vmap otherwise).
 * :class:`DistributedReplica`, :func:`launch`: the same with one replica per process
   (``torch.distributed``).
 * :class:`EntropySGD`, :class:`ElasticAveraging`: optimizers; :func:`local_energy`: flatness.

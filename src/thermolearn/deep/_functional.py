@@ -306,3 +306,25 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     if len(msg) > limit:
         msg = msg[:limit] + "..."
     return f"{type(exc).__name__}: {msg}"
+
+
+def center_rate(owner, gamma: float) -> float:
+    """eta_c * gamma * y, the fraction of the way the explicit center moves towards the
+    barycenter in one step (``owner``: a Replicated or DistributedReplica with ``center_lr``,
+    ``optimizer``, ``replicas`` and ``_warned_center``). eta_c defaults to the optimizer's
+    current learning rate. Warns once when the rate reaches 2 (the center then oscillates with
+    growing amplitude)."""
+    import warnings
+
+    eta_c = owner.center_lr
+    if eta_c is None:
+        try:
+            eta_c = float(owner.optimizer.param_groups[0]["lr"])
+        except KeyError:
+            raise ValueError("coupling='center': the optimizer has no 'lr'; give center_lr") from None
+    rate = eta_c * gamma * owner.replicas
+    if rate >= 2.0 and not owner._warned_center:
+        owner._warned_center = True
+        warnings.warn(f"{type(owner).__name__}: center_lr * gamma * replicas = {rate:.3g} >= 2: the explicit "
+                      "center oscillates with growing amplitude; lower center_lr", UserWarning, stacklevel=3)
+    return rate

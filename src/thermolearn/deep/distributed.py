@@ -36,7 +36,6 @@ import copy
 import os
 import socket
 import tempfile
-import warnings
 
 import torch
 import torch.distributed as dist
@@ -161,17 +160,7 @@ class DistributedReplica:
                     if self._center is not None:
                         moves.append((c, self._mean[i]))
             if moves:
-                eta_c = self.center_lr
-                if eta_c is None:
-                    try:
-                        eta_c = float(self.optimizer.param_groups[0]["lr"])
-                    except KeyError:
-                        raise ValueError("coupling='center': the optimizer has no 'lr'; give center_lr") from None
-                rate = eta_c * gamma * self.replicas
-                if rate >= 2.0 and not self._warned_center:
-                    self._warned_center = True
-                    warnings.warn(f"DistributedReplica: center_lr * gamma * replicas = {rate:.3g} >= 2: the "
-                                  "explicit center oscillates with growing amplitude", UserWarning, stacklevel=2)
+                rate = F_.center_rate(self, gamma)
         self.optimizer.step()
         if moves:
             with torch.no_grad():

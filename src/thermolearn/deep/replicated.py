@@ -402,18 +402,7 @@ class Replicated:
                         p.grad = torch.zeros_like(p)
                     p.grad.add_(w, alpha=gamma).sub_(c, alpha=gamma)
             if center_moves:
-                eta_c = self.center_lr
-                if eta_c is None:
-                    try:
-                        eta_c = float(self.optimizer.param_groups[0]["lr"])
-                    except KeyError:
-                        raise ValueError("coupling='center': the optimizer has no 'lr'; give center_lr") from None
-                rate = eta_c * gamma * self.replicas
-                if rate >= 2.0 and not self._warned_center:
-                    self._warned_center = True
-                    warnings.warn(f"Replicated: center_lr * gamma * replicas = {rate:.3g} >= 2: "
-                                  "the explicit center oscillates with growing amplitude; lower center_lr",
-                                  UserWarning, stacklevel=2)
+                rate = F_.center_rate(self, gamma)
         self.optimizer.step()
         with torch.no_grad():
             # w_c += eta_c gamma sum_a (w_a - w_c) = w_c + eta_c gamma y (w_bar - w_c), pre-step w_a
