@@ -30,5 +30,5 @@ def test_point_records(trainer):
     if replicated:
         assert last["distance"] > 0
     fig = Figure()
-    EXPERIMENT.plot([dict(r, trainer=trainer, model="mlp", seed=1) for r in recs], fig)
+    EXPERIMENT.plot([dict(r, trainer=trainer, model="mlp", budget=40, seed=1) for r in recs], fig)
     assert fig.axes[0].lines and fig.axes[1].lines

@@ -16,6 +16,8 @@ gradient of the loss on one minibatch of ``batch`` examples):
   on each) and rho chosen so that lr * rho * y = 0.9; y evaluations per step. Evaluated: the center.
 
 So ``replicated`` and ``elastic`` take budget / y steps and ``entropy-sgd`` budget / L outer steps.
+The full grid adds ``replicated`` with y times the budget (the same number of epochs per replica
+as SGD), to separate the effect of the coupling from that of the smaller budget per replica.
 At ``evals`` points during training each record holds the evaluations used, the test error,
 the training error and loss (on a fixed subset), and for the replicated trainers the mean squared
 replica-center distance per parameter and the test error of the ensemble (mean of the replicas'
@@ -42,9 +44,11 @@ from .registry import Experiment, register
 SIGMAS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
 TRAINERS = ["sgd", "replicated", "entropy-sgd", "elastic"]
 
-FULL_GRID = {"data": ["mnist"], "model": ["mlp", "cnn"], "trainer": TRAINERS, "budget": [4690],
-             "batch": [128], "lr": [0.05], "replicas": [4], "inner_steps": [5],
-             "gamma_start": [0.01], "gamma_end": [1.0], "evals": [5], "subset": [5000], "draws": [5]}
+_FULL = {"data": ["mnist"], "model": ["mlp", "cnn"], "trainer": TRAINERS, "budget": [4690],
+         "batch": [128], "lr": [0.05], "replicas": [4], "inner_steps": [5],
+         "gamma_start": [0.01], "gamma_end": [1.0], "evals": [5], "subset": [5000], "draws": [5]}
+# and replicated SGD with y times the budget: as many epochs per replica as SGD has
+FULL_GRID = [_FULL, {**_FULL, "trainer": ["replicated"], "budget": [4 * 4690]}]
 QUICK_GRID = {"data": ["digits"], "model": ["mlp", "cnn"], "trainer": TRAINERS, "budget": [600],
               "batch": [32], "lr": [0.05], "replicas": [4], "inner_steps": [5],
               "gamma_start": [0.01], "gamma_end": [1.0], "evals": [3], "subset": [1437], "draws": [5]}
@@ -233,19 +237,23 @@ def plot(records, fig) -> None:
     per model; dots are seeds, lines their mean."""
     models = sorted({r["model"] for r in records})
     styles = {m: s for m, s in zip(models, ["-", "--", ":"])}
+    base = min(r["budget"] for r in records)
+    runs = sorted({(r["trainer"], r["budget"]) for r in records},
+                  key=lambda tb: (TRAINERS.index(tb[0]) if tb[0] in TRAINERS else 99, tb[1]))
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    for ti, trainer in enumerate(TRAINERS):
+    for ti, (trainer, budget) in enumerate(runs):
+        name = trainer if budget == base else f"{trainer} ({budget / base:g}x budget)"
         for m in models:
-            rows = [r for r in records if r["trainer"] == trainer and r["model"] == m]
+            rows = [r for r in records if (r["trainer"], r["budget"]) == (trainer, budget) and r["model"] == m]
             if not rows:
                 continue
             ev = sorted({r["evaluations"] for r in rows})
             err = [np.mean([r["test_error"] for r in rows if r["evaluations"] == e]) for e in ev]
-            ax1.plot(ev, err, styles[m], color=f"C{ti}", marker="o", ms=3, label=f"{trainer} ({m})")
+            ax1.plot(ev, err, styles[m], color=f"C{ti}", marker="o", ms=3, label=f"{name} ({m})")
             finals = [r for r in rows if f"local_error_{SIGMAS[-1]:g}" in r and r.get(f"local_error_{SIGMAS[-1]:g}") is not None]
             if finals:
                 le = [np.mean([r[f"local_error_{s:g}"] for r in finals]) for s in SIGMAS]
-                ax2.plot(SIGMAS, le, styles[m], color=f"C{ti}", marker="o", ms=3, label=f"{trainer} ({m})")
+                ax2.plot(SIGMAS, le, styles[m], color=f"C{ti}", marker="o", ms=3, label=f"{name} ({m})")
                 for r in finals:
                     ax2.plot(SIGMAS, [r[f"local_error_{s:g}"] for s in SIGMAS], ".", color=f"C{ti}", alpha=0.4)
     ax1.set_xlabel("gradient evaluations (minibatches)")
@@ -268,7 +276,7 @@ EXPERIMENT = register(Experiment(
     seeds=[0, 1, 2],
     quick_grid=QUICK_GRID,
     quick_seeds=[0],
-    expected_seconds=(3600, 60),
+    expected_seconds=(4000, 60),
     plot=plot,
     table=["test_error", "ensemble_test_error", "train_error", "distance", "local_error_0.1",
            "local_error_0.3", "local_error_0.5"],
