@@ -11,8 +11,9 @@ settings that make it that algorithm (spec: shared/specs/replicas.md):
 * ``rsa``  -- replicated simulated annealing, :func:`~thermolearn.binary.rsa.replicated_annealing`;
 * ``sa``   -- plain simulated annealing, the same solver with gamma = 0 and replicas = 1.
 
-K and ``tree`` are passed through to every solver; a solver that does not handle the
-architecture (today: fBP and SA for K > 1) raises NotImplementedError, which callers report.
+K and ``tree`` are passed through to every solver (all of them handle perceptrons and both
+committee layouts); a solver that did not handle an architecture would raise
+NotImplementedError, which callers report.
 """
 
 from __future__ import annotations
