@@ -218,9 +218,12 @@ def get(name: str) -> Experiment:
 
 
 def all_experiments(include_hidden: bool = False) -> list[Experiment]:
-    """Registered experiments in registration order (hidden ones only when asked)."""
+    """Registered experiments: the built-in ones in the order of ``BUILTIN``, then the others in
+    registration order (hidden ones only when asked)."""
     _load_modules()
-    return [e for e in _REGISTRY.values() if include_hidden or not e.hidden]
+    rank = {module: i for i, module in enumerate(BUILTIN)}
+    exps = sorted(_REGISTRY.values(), key=lambda e: rank.get(getattr(e.run, "__module__", None), len(rank)))
+    return [e for e in exps if include_hidden or not e.hidden]
 
 
 def resolve(names) -> list[Experiment]:
