@@ -26,8 +26,11 @@ def test_point_records(trainer):
     assert SIGMAS[0] == 0.0 and last["local_error_0"] == pytest.approx(last["train_error"])
     assert last["local_loss_0"] == pytest.approx(last["train_loss"], rel=1e-5)
     replicated = trainer == "replicated"
-    assert (last["distance"] is not None) == replicated and (last["ensemble_test_error"] is not None) == replicated
-    if replicated:
+    assert (last["distance"] is not None) == (trainer in ("replicated", "elastic"))
+    assert (last["ensemble_test_error"] is not None) == replicated
+    for r in recs:
+        assert r["local_error_0"] == pytest.approx(r["train_error"])
+    if trainer in ("replicated", "elastic"):
         assert last["distance"] > 0
     fig = Figure()
     EXPERIMENT.plot([dict(r, trainer=trainer, model="mlp", budget=40, seed=1) for r in recs], fig)

@@ -19,11 +19,12 @@ So ``replicated`` and ``elastic`` take budget / y steps and ``entropy-sgd`` budg
 The full grid adds ``replicated`` (MLP) with y times the budget (the same number of epochs per replica
 as SGD), to separate the effect of the coupling from that of the smaller budget per replica.
 At ``evals`` points during training each record holds the evaluations used, the test error,
-the training error and loss (on a fixed subset), and for the replicated trainers the mean squared
-replica-center distance per parameter and the test error of the ensemble (mean of the replicas'
-probabilities). The last record also holds the local energy (thermolearn.deep.local_energy):
-training error and loss on the subset after multiplicative weight noise w (1 + sigma z), mean
-over ``draws`` draws, for each sigma in SIGMAS: keys ``local_error_<sigma>``, ``local_loss_<sigma>``.
+the training error and loss (on a fixed subset), for replicated SGD and elastic averaging the
+mean squared replica-center distance per parameter, for replicated SGD the test error of the
+ensemble (mean of the replicas' probabilities), and the local energy
+(thermolearn.deep.local_energy): training error and loss on the subset after multiplicative
+weight noise w (1 + sigma z), mean over ``draws`` draws, for each sigma in SIGMAS (keys
+``local_error_<sigma>``, ``local_loss_<sigma>``).
 
 Full variant: MNIST (pixels in [0, 1], no binarisation), an MLP 784-256-10 and a small CNN, budget
 4,690 evaluations (10 epochs of SGD at batch 128), y = 4, 3 seeds. Quick variant: scikit-learn
@@ -147,7 +148,7 @@ def run(params: dict) -> list[dict]:
             opt.step()
 
         def current():
-            return net, None
+            return net, None, None
     elif trainer == "replicated":
         g0, g1 = float(params["gamma_start"]), float(params["gamma_end"])
         growth = (g1 / g0) ** (1.0 / max(steps - 1, 1)) - 1.0
@@ -159,7 +160,7 @@ def run(params: dict) -> list[dict]:
             rep.step(batches(y), F.cross_entropy)
 
         def current():
-            return rep.center, rep
+            return rep.center, rep, rep
     elif trainer == "entropy-sgd":
         net = init
         opt = EntropySGD(net.parameters(), lr=1.0, inner_steps=L, inner_lr=lr, seed=seed)
@@ -176,7 +177,7 @@ def run(params: dict) -> list[dict]:
             opt.step(closure)
 
         def current():
-            return net, None
+            return net, None, None
     elif trainer == "elastic":
         import copy
 
@@ -199,32 +200,32 @@ def run(params: dict) -> list[dict]:
             opt.step()
 
         def current():
-            return opt.center_module(init), None
+            return opt.center_module(init), opt, None
     else:
         raise ValueError(f"trainer: expected one of {TRAINERS}, got {trainer!r}")
 
+    n_params = sum(p.numel() for p in init.parameters())
     records, done = [], 0
     for target in checkpoints:
         while done < target:
             step()
             done += 1
-        model, rep_or_none = current()
+        model, spread, ensemble = current()
         rec = {"evaluations": done * cost, "steps": done, "test_error": _error(model, xte, yte),
                "train_error": _error(model, xs, ys), "train_loss": _loss(model, xs, ys),
                "distance": None, "ensemble_test_error": None}
-        if rep_or_none is not None:
-            n_params = sum(p[0].numel() for p in rep_or_none.parameters())
-            rec["distance"] = rep_or_none.distances()["mean_to_center"] / n_params
+        if spread is not None:              # mean squared replica-center distance per parameter
+            rec["distance"] = spread.distances()["mean_to_center"] / n_params
+        if ensemble is not None:
             with torch.no_grad():
-                pred = rep_or_none.predict(xte, which="ensemble")
+                pred = ensemble.predict(xte, which="ensemble")
             rec["ensemble_test_error"] = float((pred.argmax(1) != yte).double().mean())
+        le = local_energy(model, F.cross_entropy, (xs, ys), SIGMAS, kind="multiplicative",
+                          draws=int(params["draws"]), seed=seed, metric="both")
+        for s, em, lm in zip(SIGMAS, le.error_mean, le.loss_mean):
+            rec[f"local_error_{s:g}"] = float(em)
+            rec[f"local_loss_{s:g}"] = float(lm)
         records.append(rec)
-    model, _ = current()
-    le = local_energy(model, F.cross_entropy, (xs, ys), SIGMAS, kind="multiplicative",
-                      draws=int(params["draws"]), seed=seed, metric="both")
-    for s, em, lm in zip(SIGMAS, le.error_mean, le.loss_mean):
-        records[-1][f"local_error_{s:g}"] = float(em)
-        records[-1][f"local_loss_{s:g}"] = float(lm)
     return records
 
 
@@ -251,7 +252,7 @@ def plot(records, fig) -> None:
             ev = sorted({r["evaluations"] for r in rows})
             err = [np.mean([r["test_error"] for r in rows if r["evaluations"] == e]) for e in ev]
             ax1.plot(ev, err, styles[m], color=f"C{ti}", marker="o", ms=3, label=f"{name} ({m})")
-            finals = [r for r in rows if f"local_error_{SIGMAS[-1]:g}" in r and r.get(f"local_error_{SIGMAS[-1]:g}") is not None]
+            finals = [r for r in rows if r["evaluations"] == ev[-1] and r.get(f"local_error_{SIGMAS[-1]:g}") is not None]
             if finals:
                 le = [np.mean([r[f"local_error_{s:g}"] for r in finals]) for s in SIGMAS]
                 ax2.plot(SIGMAS, le, styles[m], color=f"C{ti}", marker="o", ms=3, label=f"{name} ({m})")
