@@ -282,3 +282,17 @@ def test_kernel_sees_only_c_contiguous_arrays():
     for sig in sigs:
         layouts = [t.layout for t in sig if hasattr(t, "layout")]
         assert layouts and all(lay == "C" for lay in layouts), sig
+
+
+def test_history_overlap_with_the_reference():
+    X, y = random_patterns(101, 0.3, seed=2)
+    free = replicated_annealing(X, y, replicas=3, gamma=0.0, max_moves=20_000, history_every=5_000, seed=1)
+    assert all(h["overlap_center"] == 0.0 for h in free.history)
+    tied = replicated_annealing(X, y, replicas=3, gamma=0.5, gamma_rate=1.001, beta=0.5,
+                                max_moves=200_000, history_every=20_000, seed=1)
+    for h in tied.history:
+        assert -1.0 <= h["overlap_center"] <= 1.0
+    # recomputed from the final replicas with the history's gamma (the last chunk's mean)
+    S = tied.replicas.to(torch.int64).sum(0).double()
+    expect = float((torch.tanh(tied.history[-1]["gamma"] * S) * S).sum()) / (3 * 101)
+    assert tied.history[-1]["overlap_center"] == pytest.approx(expect, rel=1e-9)

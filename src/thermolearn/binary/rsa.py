@@ -333,6 +333,12 @@ def _overlap(S: np.ndarray, R: int, n_w: int) -> float:
     return (float(s @ s) - R * n_w) / (R * (R - 1) * n_w)
 
 
+def _overlap_center(S: np.ndarray, R: int, n_w: int, gamma: float) -> float:
+    """Mean overlap of the replicas with the reference: sum_i tanh(gamma S_i) S_i / (R n_w)."""
+    s = S.astype(np.float64).ravel()
+    return float(np.tanh(gamma * s) @ s) / (R * n_w)
+
+
 def _initial_fields(W: np.ndarray, XyT: np.ndarray, arch: Architecture) -> np.ndarray:
     """Delta[a, k, mu] = y_mu W^a_k . xi_{mu,k}, int64, shape (R, K, M) (float64 products: exact,
     the sums are integers below 2^31)."""
@@ -387,7 +393,10 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
     thermolearn.binary.models; ``steps`` proposed moves; ``replicas`` the final
     (replicas, *weights.shape) weights; ``history`` per chunk of ``history_every`` proposals:
     step, beta and gamma (mean over replicas), y, energy_min, energy_mean, errors_min, overlap
-    (mean W^a.W^b / n_weights between replicas), acceptance (rate in the chunk).
+    (mean W^a.W^b / n_weights between replicas), overlap_center (mean overlap of the replicas
+    with the traced-out reference, whose mean given the replicas is tanh(gamma S_i):
+    sum_i tanh(gamma S_i) S_i / (y n_weights), with the mean gamma; 0 when gamma = 0),
+    acceptance (rate in the chunk).
     """
     Xt, yt, arch = check_problem(X, y, K, tree)
     K = arch.K
@@ -465,7 +474,8 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
             "step": done, "y": R, "beta": float(betas.mean()), "gamma": float(gammas.mean()),
             "energy_min": int(E.min()), "energy_mean": float(E.mean()),
             "errors_min": int(n_errors().min()),
-            "overlap": _overlap(S, R, n_w), "acceptance": acc / max(int(moves), 1),
+            "overlap": _overlap(S, R, n_w), "overlap_center": _overlap_center(S, R, n_w, gammas.mean()),
+            "acceptance": acc / max(int(moves), 1),
         })
     status, winner = int(status), int(winner)
     if winner < 0:
