@@ -278,7 +278,7 @@ EXPERIMENT = register(Experiment(
     seeds=[0, 1, 2],
     quick_grid=QUICK_GRID,
     quick_seeds=[0],
-    expected_seconds=(4000, 60),
+    expected_seconds=(1800, 30),
     plot=plot,
     table=["test_error", "ensemble_test_error", "train_error", "distance", "local_error_0.1",
            "local_error_0.3", "local_error_0.5"],
