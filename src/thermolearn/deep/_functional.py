@@ -286,9 +286,18 @@ def stacked_losses(out: torch.Tensor, T: torch.Tensor, loss_fn) -> torch.Tensor:
 
     Torch's cross-entropy (see :func:`_cross_entropy_options`) is computed once, per sample, on
     the outputs folded into one batch (y * b, ...); each replica's loss is then the mean of its
-    samples (targets equal to ``ignore_index`` left out). Any other ``loss_fn`` is called
+    samples (targets equal to ``ignore_index`` left out). For class-index targets without label
+    smoothing it is written as logsumexp - logit (same value to rounding, faster on CPU). Any other ``loss_fn`` is called
     replica by replica on slices of ``out``."""
     options = _cross_entropy_options(loss_fn)
+    if (options is not None and out.dim() == 3 and T.shape == out.shape[:2] and not T.is_floating_point()
+            and options["label_smoothing"] == 0.0):
+        # class indices, (y, b, C) logits: -log softmax at the target = logsumexp - logit, written
+        # out because torch's fused kernel is slow on many short rows (about 2x for C = 10)
+        valid = T != options["ignore_index"]
+        picked = out.gather(-1, torch.where(valid, T, 0).unsqueeze(-1)).squeeze(-1)
+        per_sample = torch.where(valid, out.logsumexp(-1) - picked, 0.0)
+        return per_sample.sum(1) / valid.sum(1)
     if options is not None and out.dim() >= 3 and T.shape[:2] == out.shape[:2]:
         y = out.shape[0]
         per_sample = nn.functional.cross_entropy(out.flatten(0, 1), T.flatten(0, 1), reduction="none",
