@@ -74,7 +74,7 @@ EXPERIMENT = register(Experiment(
     seeds=[0, 1, 2],
     quick_grid=QUICK_GRID,
     quick_seeds=[0],
-    expected_seconds=(900, 10),
+    expected_seconds=(450, 10),
     plot=plot,
     table=["gamma", "overlap", "replica_overlap", "local_entropy", "errors"],
 ))
