@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .._numerics import check_int, make_generator
-from .models import Architecture, _check_K, as_pm1, errors
+from .models import Architecture, _check_K, as_pm1, check_training_set, errors
 
 __all__ = ["DEFAULT_FRACTIONS", "LocalEnergy", "local_energy"]
 
@@ -134,13 +134,8 @@ def local_energy(W, X, y, K: int = 1, fractions=DEFAULT_FRACTIONS, draws: int = 
     p = _check_fractions(fractions)
     if tree is not None and not isinstance(tree, (bool, np.bool_)):
         raise ValueError(f"tree: expected None, True or False, got {tree!r}")
-    X = as_pm1(X, "X", ndim=2)
-    y = as_pm1(y, "y", ndim=1)
+    X, y = check_training_set(X, y)
     M, N = X.shape
-    if y.shape[0] != M:
-        raise ValueError(f"y: expected shape ({M},) to match X of shape {tuple(X.shape)}, got {tuple(y.shape)}")
-    if M < 1:
-        raise ValueError("X: expected at least one pattern (row), got 0")
     W, arch = _network(W, N, K, tree)
     dev = W.device
     X, y = X.to(dev), y.to(dev)

@@ -41,7 +41,7 @@ import torch
 from .._numerics import check_int, make_generator, to_tensor
 
 __all__ = ["Architecture", "hidden_fields", "output", "errors", "energies", "energy",
-           "as_pm1", "check_pm1", "check_problem"]
+           "as_pm1", "check_pm1", "check_problem", "check_training_set"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,19 +169,26 @@ class Architecture:
         return cls(N, K, tree=W.shape[-1] != N)
 
 
+def check_training_set(X, y):
+    """X (M, N) and y (M,) as tensors with entries +-1 and M >= 1, or a ValueError naming X or y."""
+    X = as_pm1(X, "X", ndim=2)
+    y = as_pm1(y, "y", ndim=1)
+    M = X.shape[0]
+    if y.shape[0] != M:
+        raise ValueError(f"y: expected shape ({M},) to match X of shape {tuple(X.shape)}, got {tuple(y.shape)}")
+    if M < 1:
+        raise ValueError("X: expected at least one pattern (row), got 0")
+    return X, y
+
+
 def check_problem(X, y, K: int = 1, tree: bool = False):
     """Validate a training set for a solver: X (M, N) and y (M,) with entries +-1, M >= 1, and
     the architecture (K, tree) on N inputs. Returns (X, y, Architecture); errors name X, y, K
     or tree (an unsuitable N is reported as a property of X, the argument the caller passed)."""
     if not isinstance(tree, (bool, np.bool_)):
         raise ValueError(f"tree: expected True or False, got {tree!r}")
-    X = as_pm1(X, "X", ndim=2)
-    y = as_pm1(y, "y", ndim=1)
-    M, N = X.shape
-    if y.shape[0] != M:
-        raise ValueError(f"y: expected shape ({M},) to match X of shape {tuple(X.shape)}, got {tuple(y.shape)}")
-    if M < 1:
-        raise ValueError("X: expected at least one pattern (row), got 0")
+    X, y = check_training_set(X, y)
+    N = X.shape[1]
     try:
         arch = Architecture(N, K, bool(tree))
     except ValueError as exc:

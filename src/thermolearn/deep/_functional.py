@@ -337,3 +337,20 @@ def center_rate(owner, gamma: float) -> float:
         warnings.warn(f"{type(owner).__name__}: center_lr * gamma * replicas = {rate:.3g} >= 2: the explicit "
                       "center oscillates with growing amplitude; lower center_lr", UserWarning, stacklevel=3)
     return rate
+
+
+class GammaClock:
+    """The coupling schedule of a replicated trainer: ``gamma_schedule(t)`` with t the number of
+    steps done (``gamma_clock="step"``) or the epoch counter (``"epoch"``)."""
+
+    @property
+    def gamma(self) -> float:
+        """The coupling strength the next step will use."""
+        from .._numerics import check_real
+
+        t = self.steps if self.gamma_clock == "step" else self.epoch
+        return check_real(self.gamma_schedule(t), "gamma", 0.0, strict=False, what=f" at t={t}")
+
+    def next_epoch(self) -> None:
+        """Advance the epoch counter (the clock of gamma when ``gamma_clock="epoch"``)."""
+        self.epoch += 1

@@ -49,7 +49,7 @@ from .replicated import COUPLINGS, _grads_finite, make_optimizer
 __all__ = ["DistributedReplica", "free_port", "launch"]
 
 
-class DistributedReplica:
+class DistributedReplica(F_.GammaClock):
     """This process's replica of a replicated ensemble spread over a process group.
 
     Parameters
@@ -108,16 +108,6 @@ class DistributedReplica:
         with torch.no_grad():
             for m, v in zip(self._mean, self._all_mean([p for _, p in self._trainable])):
                 m.copy_(v.view_as(m))
-
-    @property
-    def gamma(self) -> float:
-        """The coupling strength the next step will use."""
-        t = self.steps if self.gamma_clock == "step" else self.epoch
-        return check_real(self.gamma_schedule(t), "gamma", 0.0, strict=False, what=f" at t={t}")
-
-    def next_epoch(self) -> None:
-        """Advance the epoch counter (the clock of gamma when ``gamma_clock="epoch"``)."""
-        self.epoch += 1
 
     def step(self, batch, loss_fn) -> float:
         """One step of this replica on ``batch = (x, target)`` (collective: every process calls it);

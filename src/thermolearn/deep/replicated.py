@@ -146,7 +146,7 @@ def _grads_finite(tensors) -> bool:
     return not sums or bool(torch.isfinite(torch.stack(sums)).all())
 
 
-class Replicated:
+class Replicated(F_.GammaClock):
     """y replicas of a torch module, trained together with an optional coupling to a center.
 
     Parameters
@@ -240,20 +240,6 @@ class Replicated:
         self._version = 0
         self._center_cache = None
         self._warned_center = False
-
-    # -----------------------------------------------------------------------------------------
-    # clock
-    # -----------------------------------------------------------------------------------------
-
-    @property
-    def gamma(self) -> float:
-        """The coupling strength the next step will use."""
-        t = self.steps if self.gamma_clock == "step" else self.epoch
-        return check_real(self.gamma_schedule(t), "gamma", 0.0, strict=False, what=f" at t={t}")
-
-    def next_epoch(self) -> None:
-        """Advance the epoch counter (the clock of gamma when ``gamma_clock="epoch"``)."""
-        self.epoch += 1
 
     # -----------------------------------------------------------------------------------------
     # training
