@@ -148,10 +148,10 @@ def test_solve_helper_passes_K_and_tree_and_reports_unsupported(monkeypatch):
     assert seen == {"K": 3, "tree": True, "steps": 4}
     monkeypatch.setattr(_binary, "solver_function", lambda algo: without_tree)
     seen.clear()
-    assert _binary.solve("rsa", X, y, K=3, tree=False, replicas=5) == "ran"
+    assert _binary.solve("rsgd", X, y, K=3, tree=False, replicas=5) == "ran"
     assert seen == {"K": 3, "replicas": 5}
     with pytest.raises(NotImplementedError, match="tree"):
-        _binary.solve("rsa", X, y, K=3, tree=True)
+        _binary.solve("rsgd", X, y, K=3, tree=True)
 
 
 def test_split_seed_gives_distinct_streams():
@@ -193,3 +193,19 @@ def test_plots_draw_fake_records():
     for ax in fig.axes:
         data = [line.get_data() for line in ax.get_lines() if len(line.get_xdata()) == 3]
         assert len(data) == 2 and all(np.allclose(y, 0.5 if ax is fig.axes[0] else 0.05) for _x, y in data)
+
+
+def test_annealing_schedule_defaults_and_overrides(monkeypatch):
+    seen = {}
+
+    def anneal(X, y, K=1, seed=0, replicas=1, beta=1.0, beta_rate=1.0, gamma=0.1, gamma_rate=1.0,
+               max_moves=1, patience=None, tree=False):
+        seen.update(beta=beta, beta_rate=beta_rate, gamma=gamma, gamma_rate=gamma_rate)
+        return "ran"
+
+    X, y = random_patterns(21, 0.3, seed=1)
+    monkeypatch.setattr(_binary, "solver_function", lambda algo: anneal)
+    _binary.solve("rsa", X, y)
+    assert seen == {"beta": 0.2, "beta_rate": 1.0001, "gamma": 0.1, "gamma_rate": 1.0001}
+    _binary.solve("sa", X, y, options={"beta": 2.0})
+    assert seen["beta"] == 2.0 and seen["beta_rate"] == 1.0001 and seen["gamma"] == 0.0

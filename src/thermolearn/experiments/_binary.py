@@ -8,7 +8,8 @@ settings that make it that algorithm (spec: shared/specs/replicas.md):
   (y = 7 replicas, batch 80, lr 2, coupling 0.75, gamma 0.05, gamma_step 0.001);
 * ``sgd``  -- plain SGD, the same solver with replicas = 1 and coupling = 0 (the clipped-perceptron
   / least-action rule without interaction);
-* ``rsa``  -- replicated simulated annealing, :func:`~thermolearn.binary.rsa.replicated_annealing`;
+* ``rsa``  -- replicated simulated annealing, :func:`~thermolearn.binary.rsa.replicated_annealing`
+  (beta from 0.2, beta and gamma times 1.0001 per accepted move, unless options say otherwise);
 * ``sa``   -- plain simulated annealing, the same solver with gamma = 0 and replicas = 1.
 
 K and ``tree`` are passed through to every solver (all of them handle perceptrons and both
@@ -37,6 +38,11 @@ _BUDGETS = {"steps": ("fbp",), "max_epochs": ("rsgd", "sgd"), "max_moves": ("rsa
 
 # settings that define an algorithm: they cannot be overridden through ``options``
 _FIXED = {"sgd": {"coupling": 0.0}, "sa": {"gamma": 0.0}}
+# annealing schedule used unless options say otherwise: the solver's own defaults (beta 1, rates
+# 1.0005) freeze large problems within a few sweeps; these solve the N = 1001 perceptron at
+# alpha 0.6 with replicas (benchmarks/perceptron_baselines.py)
+_ANNEALING = {"rsa": {"beta": 0.2, "beta_rate": 1.0001, "gamma_rate": 1.0001},
+              "sa": {"beta": 0.2, "beta_rate": 1.0001}}
 _DEFAULT_REPLICAS = {"sgd": 1, "sa": 1}
 
 
@@ -84,7 +90,7 @@ def solve(algo: str, X, y, *, K: int = 1, tree: bool = False, seed=0, replicas=N
     Raises NotImplementedError when the solver does not handle the architecture (K, tree).
     """
     fn = solver_function(algo)
-    kwargs = dict(options or {})
+    kwargs = {**_ANNEALING.get(algo, {}), **(options or {})}
     budgets = {"replicas": replicas, "steps": steps, "max_epochs": max_epochs,
                "max_moves": max_moves, "patience": patience}
     check_budgets(algo, **budgets)
