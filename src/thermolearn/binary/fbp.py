@@ -94,9 +94,6 @@ from .result import SolverResult
 __all__ = ["focusing_bp", "log_H", "perceptron_messages", "factor_messages", "bethe_free_entropy",
            "protocol_schedule"]
 
-_LOG2 = math.log(2.0)
-
-
 def log_H(z: torch.Tensor) -> torch.Tensor:
     """log H(z) with H(z) = erfc(z / sqrt 2) / 2 = Phi(-z), stable for all z (log_ndtr)."""
     return torch.special.log_ndtr(-z)
@@ -135,7 +132,7 @@ def _output_terms(mean: torch.Tensor, var: torch.Tensor):
     log P(all units' sum > 0) (the factor's normalisation)."""
     M, K = mean.shape
     z = mean / var.sqrt()
-    logp, logn = torch.special.log_ndtr(z), torch.special.log_ndtr(-z)
+    logp, logn = log_H(-z), log_H(z)
     if K == 1:
         zero = torch.zeros_like(mean)
         return torch.full_like(mean, -math.inf), zero, logp[:, 0]
@@ -168,8 +165,8 @@ def factor_messages(Xu: torch.Tensor, Mc: torch.Tensor, var_eps: float = 1e-12):
     mean, var = XM.sum(-1), q.sum(-1)
     c = mean.unsqueeze(-1) - XM
     sd = (var.unsqueeze(-1) - q).clamp_min(var_eps).sqrt()
-    log_plus = torch.special.log_ndtr((c + Xu) / sd)
-    log_minus = torch.special.log_ndtr((c - Xu) / sd)
+    log_plus = log_H(-(c + Xu) / sd)
+    log_minus = log_H(-(c - Xu) / sd)
     log_gt, log_eq, log_z = _output_terms(mean, var.clamp_min(var_eps))
     if Xu.shape[1] == 1:
         U = 0.5 * (log_plus - log_minus)
@@ -303,7 +300,6 @@ class _Full:
     def __init__(self, Xu, init, hmax):
         self.Xu, self.hmax = Xu, hmax
         self.U = init
-        self.log_z = None
 
     def Hs(self):
         return self.U.sum(0)
@@ -311,7 +307,7 @@ class _Full:
     def sweep(self, F, d):
         Hs = self.U.sum(0)
         Mc = torch.tanh((Hs + F - self.U).clamp(-self.hmax, self.hmax))
-        Unew, self.log_z = factor_messages(self.Xu, Mc)
+        Unew = factor_messages(self.Xu, Mc)[0]
         Unew.clamp_(-self.hmax, self.hmax)
         delta = float((Unew - self.U).abs().max())
         self.U = d * self.U + (1.0 - d) * Unew
@@ -343,8 +339,7 @@ class _Amp:
         sd = math.sqrt(V)
         omega = self.X @ m - V * self.g
         z = omega / sd
-        r = torch.exp(-0.5 * z * z - 0.5 * math.log(2 * math.pi) - torch.special.log_ndtr(z))
-        g = r / sd                                           # d/d omega log Phi(omega / sd)
+        g = -log_H_derivative(-z) / sd                       # d/d omega log Phi(omega / sd)
         A = float((g * (z / sd + g)).sum())                  # -sum d g / d omega
         Hnew = (self.X.T @ g + A * m).clamp_(-self.hmax, self.hmax).view(1, -1)
         delta = float((g - self.g).abs().max())
