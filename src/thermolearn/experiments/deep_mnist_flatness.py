@@ -33,6 +33,7 @@ digits (8x8), MLP 64-128-10 and the small CNN, budget 600 evaluations at batch 3
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -119,6 +120,7 @@ def _loss(model, x, t) -> float:
 
 def run(params: dict) -> list[dict]:
     from thermolearn.deep import ElasticAveraging, EntropySGD, Replicated, exponential_growth, local_energy
+    from thermolearn.deep._functional import reset_parameters, seeded
 
     seed = int(params["seed"])
     xtr, ytr, xte, yte = load(params["data"])
@@ -135,17 +137,21 @@ def run(params: dict) -> list[dict]:
     checkpoints = sorted({max(1, round(steps * (k + 1) / int(params["evals"]))) for k in range(int(params["evals"]))})
     batches = _Batches(xtr, ytr, int(params["batch"]), seed)
 
-    if trainer == "sgd":
+    def closure():                     # one gradient evaluation of ``net`` on a fresh minibatch
+        net.train()
+        x, t = batches()
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), t)
+        loss.backward()
+        return loss
+
+    if trainer in ("sgd", "entropy-sgd"):
         net = init
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+        opt = (torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9) if trainer == "sgd" else
+               EntropySGD(net.parameters(), lr=1.0, inner_steps=L, inner_lr=lr, seed=seed))
 
         def step():
-            net.train()
-            x, t = batches()
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), t)
-            loss.backward()
-            opt.step()
+            opt.step(closure)
 
         def current():
             return net, None, None
@@ -161,33 +167,12 @@ def run(params: dict) -> list[dict]:
 
         def current():
             return rep.center, rep, rep
-    elif trainer == "entropy-sgd":
-        net = init
-        opt = EntropySGD(net.parameters(), lr=1.0, inner_steps=L, inner_lr=lr, seed=seed)
-
-        def closure():
-            net.train()
-            x, t = batches()
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), t)
-            loss.backward()
-            return loss
-
-        def step():
-            opt.step(closure)
-
-        def current():
-            return net, None, None
     elif trainer == "elastic":
-        import copy
-
         workers = []
         for a in range(y):
             w = copy.deepcopy(init)
-            torch.manual_seed(seed * 1000 + a)
-            for m in w.modules():
-                if hasattr(m, "reset_parameters") and m is not w:
-                    m.reset_parameters()
+            with seeded(seed * 1000 + a):
+                reset_parameters(w)
             workers.append(w)
         opt = ElasticAveraging(workers, lr=lr, rho=0.9 / (lr * y), momentum=0.9)
 
