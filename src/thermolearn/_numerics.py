@@ -76,6 +76,24 @@ def check_real(value, name: str, minimum: float | None = 0.0, strict: bool = Tru
     return f
 
 
+def check_reals(values, name: str, minimum: float = 0.0, maximum: float | None = None) -> np.ndarray:
+    """A number or a non-empty 1-d sequence of finite numbers in [minimum, maximum] (no upper
+    bound when None), as a float64 array."""
+    span = f"numbers in [{minimum:g}, {maximum:g}]" if maximum is not None else f"finite numbers >= {minimum:g}"
+    try:
+        arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number or a 1-d sequence of {span}, got {values!r}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name}: expected a number or a non-empty 1-d sequence of {span}, got shape {arr.shape}")
+    bad = ~np.isfinite(arr) | (arr < minimum)
+    if maximum is not None:
+        bad |= arr > maximum
+    if bad.any():
+        raise ValueError(f"{name}: expected {span}, got {arr[bad].tolist()}")
+    return arr
+
+
 def to_tensor(x, name: str) -> torch.Tensor:
     """A tensor from a NumPy array, list or tensor, dtype kept (dtypes torch lacks are widened)."""
     if isinstance(x, torch.Tensor):

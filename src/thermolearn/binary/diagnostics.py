@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._numerics import check_int, make_generator
+from .._numerics import check_int, check_reals, make_generator
 from .models import Architecture, _check_K, as_pm1, check_training_set, errors
 
 __all__ = ["DEFAULT_FRACTIONS", "LocalEnergy", "local_energy"]
@@ -65,22 +65,6 @@ class LocalEnergy:
         return {"fractions": self.fractions.tolist(), "flips": self.flips.tolist(),
                 "mean": self.mean.tolist(), "std": self.std.tolist(), "n_weights": self.n_weights,
                 "n_patterns": self.n_patterns, "base_errors": self.base_errors, "draws": self.draws}
-
-
-def _check_fractions(fractions) -> np.ndarray:
-    try:
-        arr = np.asarray(fractions, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"fractions: expected a sequence of numbers in [0, 1], got {fractions!r}") from None
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"fractions: expected a non-empty 1-d sequence of numbers in [0, 1], "
-                         f"got shape {arr.shape}")
-    bad = ~np.isfinite(arr) | (arr < 0) | (arr > 1)
-    if bad.any():
-        raise ValueError(f"fractions: expected numbers in [0, 1], got {arr[bad].tolist()}")
-    return arr
 
 
 def _network(W, N: int, K: int, tree) -> tuple[torch.Tensor, Architecture]:
@@ -131,7 +115,7 @@ def local_energy(W, X, y, K: int = 1, fractions=DEFAULT_FRACTIONS, draws: int = 
     """
     K = _check_K(K)
     draws = check_int(draws, "draws")
-    p = _check_fractions(fractions)
+    p = check_reals(fractions, "fractions", 0.0, 1.0)
     if tree is not None and not isinstance(tree, (bool, np.bool_)):
         raise ValueError(f"tree: expected None, True or False, got {tree!r}")
     X, y = check_training_set(X, y)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .._numerics import check_int, make_generator
+from .._numerics import check_int, check_reals, make_generator
 
 __all__ = ["LocalEnergy", "classification_error", "local_energy", "replica_distances"]
 
@@ -122,7 +122,7 @@ def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
     draws = check_int(draws, "draws")
     if layer_scaled and kind != "additive":
         raise ValueError("layer_scaled: only meaningful with kind='additive'")
-    sig = _check_sigmas(sigmas)
+    sig = check_reals(sigmas, "sigmas")
     want_loss = metric in ("loss", "both")
     want_err = metric in ("error", "both")
     err_fn = classification_error if error_fn is None else error_fn
@@ -196,21 +196,6 @@ def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
         res.error_mean, res.error_std = summary(E, base_err)
         res.error_draws = E
     return res
-
-
-def _check_sigmas(sigmas) -> np.ndarray:
-    try:
-        sig = np.asarray(sigmas, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigmas: expected a number or a 1-d sequence of numbers, got {sigmas!r}") \
-            from None
-    sig = np.atleast_1d(sig)
-    if sig.ndim != 1 or sig.size == 0:
-        raise ValueError(f"sigmas: expected a number or a non-empty 1-d sequence, got shape {sig.shape}")
-    bad = ~np.isfinite(sig) | (sig < 0)
-    if bad.any():
-        raise ValueError(f"sigmas: expected finite values >= 0, got {sig[bad].tolist()}")
-    return sig
 
 
 def _batches(data):
