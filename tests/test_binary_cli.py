@@ -149,7 +149,7 @@ def test_bad_pattern_files(tmp_path):
     np.savez(tmp_path / "zeros.npz", X=(X.numpy() > 0).astype(np.int8), y=y.numpy())
     cases["zeros.npz"] = "X: expected entries"
     np.savez(tmp_path / "short.npz", X=X.numpy(), y=y.numpy()[:-1])
-    cases["short.npz"] = "labels but X has"
+    cases["short.npz"] = "y: expected shape"
     np.savez(tmp_path / "even.npz", X=np.ones((5, 20), np.int8), y=np.ones(5, np.int8))
     cases["even.npz"] = "X has N = 20 columns; expected an odd number"
     np.savez(tmp_path / "flat.npz", X=np.ones(21, np.int8), y=np.ones(1, np.int8))

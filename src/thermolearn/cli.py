@@ -183,7 +183,7 @@ def _read_patterns(path: Path):
     import numpy as np
     import torch
 
-    from .binary.models import as_pm1
+    from .binary.models import check_training_set
 
     where = f"--patterns {path}"
     if not path.is_file():
@@ -200,14 +200,9 @@ def _read_patterns(path: Path):
             _fail(f"{where}: missing array(s) {', '.join(missing)}; expected X (M, N) and y (M,) "
                   f"with entries +-1, found {', '.join(data.files) or 'no arrays'}")
         try:
-            X = as_pm1(data["X"], "X", ndim=2)
-            y = as_pm1(data["y"], "y", ndim=1)
+            X, y = check_training_set(data["X"], data["y"])
         except (ValueError, TypeError) as exc:
             _fail(f"{where}: {exc}")
-    if X.shape[0] < 1:
-        _fail(f"{where}: X has no rows (patterns)")
-    if y.shape[0] != X.shape[0]:
-        _fail(f"{where}: y has {y.shape[0]} labels but X has {X.shape[0]} rows (patterns)")
     return X.to(torch.int8), y.to(torch.int8)
 
 
