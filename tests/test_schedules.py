@@ -29,3 +29,12 @@ def test_betas_from_validates():
     for bad in ([0.0, 0.5], [0.1, 1.0], [0.0, 0.6, 0.5, 1.0], "fast", 1):
         with pytest.raises(ValueError):
             betas_from(bad)
+
+
+def test_exponential_growth():
+    from thermolearn.schedules import exponential_growth
+
+    g = exponential_growth(0.03, 0.001)
+    assert g(0) == 0.03 and g(1000) == pytest.approx(0.03 * 1.001 ** 1000)
+    with pytest.raises(ValueError, match="^g1:"):
+        exponential_growth(0.1, -1.0)

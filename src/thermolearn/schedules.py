@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch
 
+from ._numerics import check_real
+
 Schedule = Callable[[int], float]
 
 
@@ -40,6 +42,30 @@ def linear_decay(start: float, epochs: int, end: float = 0.0) -> Schedule:
     if epochs < 1:
         raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
     return lambda epoch: start + (end - start) * min(epoch, epochs) / epochs
+
+
+class ExponentialGrowth:
+    """The schedule ``t -> g0 * (1 + g1) ** t`` (Entropy-SGD's scoping of the coupling, Chaudhari
+    et al. 2017; also used for replicated SGD on deep nets, Pittorino et al. 2021).
+
+    ``t`` is the clock of the trainer that evaluates it (steps or epochs). A plain, picklable
+    object, so it can be passed to worker processes.
+    """
+
+    def __init__(self, g0: float, g1: float):
+        self.g0 = check_real(g0, "g0", 0.0, strict=False)
+        self.g1 = check_real(g1, "g1", -1.0, strict=True)
+
+    def __call__(self, t: int) -> float:
+        return self.g0 * (1.0 + self.g1) ** t
+
+    def __repr__(self):
+        return f"exponential_growth(g0={self.g0:g}, g1={self.g1:g})"
+
+
+def exponential_growth(g0: float, g1: float) -> ExponentialGrowth:
+    """The coupling schedule ``gamma(t) = g0 * (1 + g1) ** t`` (t: steps or epochs, from 0)."""
+    return ExponentialGrowth(g0, g1)
 
 
 def sm08_betas(dtype=torch.float64) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._numerics import check_real
+from ..schedules import ExponentialGrowth, exponential_growth  # noqa: F401  (exported by thermolearn.deep)
 
 
 def __getattr__(name):
@@ -32,30 +33,6 @@ def diverged(message: str) -> Exception:
     """A :class:`TrainingDiverged` carrying ``message`` (raise it)."""
     from ..ebm.training import TrainingDiverged
     return TrainingDiverged(message)
-
-
-class ExponentialGrowth:
-    """The schedule ``t -> g0 * (1 + g1) ** t`` (Entropy-SGD's scoping of the coupling, Chaudhari
-    et al. 2017; also used for replicated SGD on deep nets, Pittorino et al. 2021).
-
-    ``t`` is the clock of the trainer that evaluates it (steps or epochs). A plain, picklable
-    object, so it can be passed to worker processes.
-    """
-
-    def __init__(self, g0: float, g1: float):
-        self.g0 = check_real(g0, "g0", 0.0, strict=False)
-        self.g1 = check_real(g1, "g1", -1.0, strict=True)
-
-    def __call__(self, t: int) -> float:
-        return self.g0 * (1.0 + self.g1) ** t
-
-    def __repr__(self):
-        return f"exponential_growth(g0={self.g0:g}, g1={self.g1:g})"
-
-
-def exponential_growth(g0: float, g1: float) -> ExponentialGrowth:
-    """The coupling schedule ``gamma(t) = g0 * (1 + g1) ** t`` (t: steps or epochs, from 0)."""
-    return ExponentialGrowth(g0, g1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,8 +323,6 @@ class GammaClock:
     @property
     def gamma(self) -> float:
         """The coupling strength the next step will use."""
-        from .._numerics import check_real
-
         t = self.steps if self.gamma_clock == "step" else self.epoch
         return check_real(self.gamma_schedule(t), "gamma", 0.0, strict=False, what=f" at t={t}")
 
