@@ -299,3 +299,15 @@ def test_rbm_small_exact_quick_point(restore_threads):
     assert abs(rec["ais_test_ll_error"]) < 6 * rec["ais_stderr"] + 0.05
     assert abs(rec["raise_test_ll_error"]) < 1.0 and abs(rec["tap2_test_ll_error"]) < 5.0
     json.dumps(plain_records([rec]))
+
+
+def test_listing_experiments_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from thermolearn.experiments.registry import all_experiments; "
+            "names = [e.name for e in all_experiments()]; "
+            "print(len(names), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    count, loaded = out.split()
+    assert int(count) >= 7 and loaded == "False"

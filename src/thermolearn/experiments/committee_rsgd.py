@@ -22,7 +22,6 @@ thermolearn.binary.models.errors), error_rate = errors / M, energy, epochs, epoc
 
 from __future__ import annotations
 
-from ..binary.patterns import random_patterns
 from ._binary import solve_record, split_seed, success_curves
 from .registry import Anchor, Experiment, register
 
@@ -45,6 +44,8 @@ QUICK_GRID = _grid(81, 3, QUICK_ALPHAS, 300)
 
 def run(params: dict) -> list[dict]:
     """One run of replicated (or plain) SGD on the committee problem of (N, K, alpha, seed)."""
+    from ..binary.patterns import random_patterns  # torch is loaded only when a point runs
+
     method = params["method"]
     if method not in METHODS:
         raise ValueError(f"method: expected 'replicated' or 'plain', got {method!r}")

@@ -29,7 +29,6 @@ or proposed SA moves).
 
 from __future__ import annotations
 
-from ..binary.patterns import random_patterns
 from ._binary import solve_record, split_seed, success_curves
 from .registry import Anchor, Experiment, register
 
@@ -79,6 +78,8 @@ def solver_arguments(params: dict) -> dict:
 
 def run(params: dict) -> list[dict]:
     """One run: the problem of (N, alpha, seed), solved by params["algo"]."""
+    from ..binary.patterns import random_patterns  # torch is loaded only when a point runs
+
     s_problem, s_solver, _ = split_seed(params["seed"])
     X, y = random_patterns(params["N"], params["alpha"], s_problem)
     rec = solve_record(params["algo"], X, y, K=1, seed=s_solver, **solver_arguments(params))
