@@ -5,7 +5,7 @@
 
 For each seed, one random instance (thermolearn.binary.random_patterns) is solved by focusing BP,
 replicated SGD (y = 7), plain SGD, replicated annealing (y = 3, gamma 0.5) and plain annealing
-(gamma = 0), all through thermolearn.experiments._binary.solve; then the local energy of every
+(gamma = 0), all through thermolearn.experiments.binary._common.solve; then the local energy of every
 solution that has zero errors (recounted here with NumPy) is measured with
 thermolearn.binary.local_energy: the training error fraction after flipping a fraction p of the
 weights, 200 draws per p. The claim tested (Baldassi et al., PNAS 2016): solvers driven by the
@@ -32,7 +32,7 @@ def main():
     args = p.parse_args()
 
     from thermolearn.binary import local_energy, random_patterns
-    from thermolearn.experiments._binary import solve
+    from thermolearn.experiments.binary._common import solve
 
     anneal = dict(max_moves=200_000_000, patience=20_000_000)
     settings = {

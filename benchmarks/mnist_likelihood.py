@@ -23,7 +23,7 @@ import torch
 
 from thermolearn.experiments import rbm_mnist_likelihood as table500
 from thermolearn.experiments import rbm_small_exact as small
-from thermolearn.experiments._rbm import train_and_evaluate
+from thermolearn.experiments.ebm._common import train_and_evaluate
 from thermolearn.experiments.registry import expand
 
 # the points of the two registered experiments (seed 0): the 500-hidden table and the 20-hidden

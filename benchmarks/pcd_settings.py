@@ -14,14 +14,14 @@ from pathlib import Path
 
 from thermolearn.data import load_mnist
 from thermolearn.ebm import RBM, ais_log_partition, base_rate_bias, train
-from thermolearn.schedules import inverse_decay, linear_decay, step
+from thermolearn.schedules import InverseDecay, LinearDecay
 
 EPOCHS = 100
 SETTINGS = {  # name: (learning-rate schedule, momentum schedule, description)
-    "T1": (inverse_decay(0.05, 10), step(0.5, 0.9, at=5), "lr 0.05/(1+epoch/10), momentum 0.5 -> 0.9 at epoch 5"),
-    "T2": (inverse_decay(0.01, 100), step(0.5, 0.9, at=5), "lr 0.01/(1+epoch/100), momentum 0.5 -> 0.9 at epoch 5"),
-    "T3": (linear_decay(0.01, EPOCHS), 0.5, "lr 0.01 -> 0 linearly, momentum 0.5"),
-    "T4": (linear_decay(0.003, EPOCHS), step(0.5, 0.9, at=5), "lr 0.003 -> 0 linearly, momentum 0.5 -> 0.9 at epoch 5"),
+    "T1": (InverseDecay(0.05, 10), Step(0.5, 0.9, at=5), "lr 0.05/(1+epoch/10), momentum 0.5 -> 0.9 at epoch 5"),
+    "T2": (InverseDecay(0.01, 100), Step(0.5, 0.9, at=5), "lr 0.01/(1+epoch/100), momentum 0.5 -> 0.9 at epoch 5"),
+    "T3": (LinearDecay(0.01, EPOCHS), 0.5, "lr 0.01 -> 0 linearly, momentum 0.5"),
+    "T4": (LinearDecay(0.003, EPOCHS), Step(0.5, 0.9, at=5), "lr 0.003 -> 0 linearly, momentum 0.5 -> 0.9 at epoch 5"),
 }
 
 

@@ -5,7 +5,7 @@ perceptron-capacity experiment, with its settings and its run function).
         [--algos rsgd sgd rsa sa] [--alphas 0.4 0.5 0.6 0.7] [--seeds 0 1 2] [--max-epochs 1000]
         [--max-moves 50000000]
 
-Each (algo, alpha, seed) point is run by thermolearn.experiments.perceptron_capacity.run with the
+Each (algo, alpha, seed) point is run by thermolearn.experiments.binary.perceptron_capacity.run with the
 full grid's settings of that algorithm (replicated SGD: y = 7; plain SGD: one replica, no
 coupling; replicated annealing: y = 3, gamma 0.1; plain annealing: gamma 0), except for the
 budgets given here. Errors are recounted by the experiment (solve_record) independently of the
@@ -26,7 +26,7 @@ def main():
     p.add_argument("--max-moves", type=int, default=50_000_000)
     args = p.parse_args()
 
-    from thermolearn.experiments.perceptron_capacity import FULL_GRID, run
+    from thermolearn.experiments.binary.perceptron_capacity import FULL_GRID, run
 
     base = {g["algo"][0]: {k: v[0] for k, v in g.items()} for g in FULL_GRID}
     counts = {}

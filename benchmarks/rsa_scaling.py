@@ -36,7 +36,7 @@ import time
 
 
 def main():
-    from thermolearn.experiments.rsa_scaling import (
+    from thermolearn.experiments.binary.rsa_scaling import (
         FULL_NS,
         METHODS,
         PROTOCOL,

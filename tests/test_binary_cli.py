@@ -8,7 +8,6 @@ import torch
 from typer.testing import CliRunner
 
 from binary_check import np_errors
-
 from thermolearn.binary import errors, random_patterns
 from thermolearn.cli import app
 from thermolearn.io import load_tensors
@@ -128,7 +127,7 @@ def test_bad_options_exit_2_naming_the_option(tmp_path, args, option):
 
 def test_unimplemented_architecture_is_a_clean_error(tmp_path, monkeypatch):
     """A solver that does not handle K > 1 (or tree) raises NotImplementedError: exit 2, no traceback."""
-    import thermolearn.experiments._binary as helpers
+    import thermolearn.experiments.binary._common as helpers
 
     def not_yet(X, y, K=1, seed=0, **kw):
         raise NotImplementedError(f"K: committee machines (K = {K}) are future work")

@@ -5,11 +5,9 @@ import pytest
 import torch
 
 from binary_check import np_errors
-
 from thermolearn.binary import errors, local_energy, random_patterns
 from thermolearn.binary.diagnostics import LocalEnergy
 from thermolearn.binary.models import Architecture
-
 
 CASES = [(1, 31, False), (3, 21, False), (3, 33, True)]
 

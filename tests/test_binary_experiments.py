@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from binary_check import np_errors
-
 from thermolearn.binary import random_patterns
-from thermolearn.experiments import _binary, committee_rsgd, perceptron_capacity
+from thermolearn.experiments.binary import _common as _binary
+from thermolearn.experiments.binary import committee_rsgd, perceptron_capacity
 from thermolearn.experiments.registry import expand, get
 from thermolearn.experiments.runner import plain_records
 

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from thermolearn.binary import (Architecture, energies, energy, errors, generalization_error,
-                                hidden_fields, output, random_patterns, teacher_student)
+from thermolearn.binary import (
+    Architecture,
+    energies,
+    energy,
+    errors,
+    generalization_error,
+    hidden_fields,
+    output,
+    random_patterns,
+    teacher_student,
+)
 
 # (N, K, tree): perceptrons and committees with at most 9 weights, so that all 2^9 weight
 # configurations can be enumerated.

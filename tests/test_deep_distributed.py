@@ -9,20 +9,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from thermolearn.deep import (
-    DistributedReplica,
-    Replicated,
-    TrainingDiverged,
-    exponential_growth,
-    launch,
-)
+from thermolearn.deep import DistributedReplica, Replicated, launch
+from thermolearn.errors import TrainingDiverged
+from thermolearn.schedules import Geometric
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")
 
 Y, STEPS, N, D_IN, HID, K = 2, 4, 8, 5, 7, 3
 LR, MOMENTUM = 0.1, 0.9
-GAMMA = exponential_growth(0.3, 0.5)
+GAMMA = Geometric(0.3, 1 + 0.5)
 
 
 def net(seed):

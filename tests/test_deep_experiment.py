@@ -8,7 +8,7 @@ import pytest
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-from thermolearn.experiments.deep_mnist_flatness import EXPERIMENT, QUICK_GRID, SIGMAS, TRAINERS, run  # noqa: E402
+from thermolearn.experiments.deep.deep_mnist_flatness import EXPERIMENT, QUICK_GRID, SIGMAS, TRAINERS, run  # noqa: E402
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)

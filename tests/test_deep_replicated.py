@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thermolearn.deep import Replicated, TrainingDiverged, exponential_growth
+from thermolearn.deep import Replicated
+from thermolearn.errors import TrainingDiverged
+from thermolearn.schedules import Geometric
 
 D_IN, HID, K = 6, 10, 3
 
@@ -138,7 +140,7 @@ def test_vmapped_step_equals_looped_step(coupling, loss):
     y = 4
     loss_fn = LOSSES[loss]
     mods = [mlp(a, bn=True) for a in range(y)]
-    kw = {"coupling": coupling, "gamma": exponential_growth(0.2, 0.5),
+    kw = {"coupling": coupling, "gamma": Geometric(0.2, 1 + 0.5),
           "optimizer": lambda p: torch.optim.Adam(p, lr=0.02)}
     fast = Replicated(from_list(mods), y, vmap=True, **kw)
     slow = Replicated(from_list(mods), y, vmap=False, **kw)
@@ -214,7 +216,7 @@ def test_mean_coupling_gradient_matches_finite_differences():
 def test_center_coupling_is_elastic_averaging(center_lr):
     """Several steps against a hand-written EASGD loop with y separate modules and a center list."""
     y, lr, steps = 3, 0.1, 4
-    schedule = exponential_growth(0.3, 0.2)
+    schedule = Geometric(0.3, 1 + 0.2)
     mods = [mlp(40 + a) for a in range(y)]
     rep = Replicated(from_list(mods), y, gamma=schedule, coupling="center", lr=lr, center_lr=center_lr)
     eta_c = lr if center_lr is None else center_lr
@@ -508,7 +510,7 @@ def test_state_dict_round_trip_reproduces_next_step(coupling):
 
 
 def test_gamma_schedules_and_clock():
-    g = exponential_growth(0.01, 0.5)
+    g = Geometric(0.01, 1 + 0.5)
     assert [g(t) for t in range(3)] == pytest.approx([0.01, 0.015, 0.0225])
     rep = Replicated(mlp(0), 2, gamma=g, gamma_clock="epoch")
     rep.step(batches(2, 1)[0], F.cross_entropy)
@@ -564,7 +566,7 @@ def test_dropout_draws_independent_masks(vmap, path):
 
 def test_schedule_is_picklable_and_center_starts_at_barycenter():
     import pickle
-    g = pickle.loads(pickle.dumps(exponential_growth(0.5, 0.1)))
+    g = pickle.loads(pickle.dumps(Geometric(0.5, 1 + 0.1)))
     assert g(2) == pytest.approx(0.5 * 1.1 ** 2)
     rep = Replicated(mlp(0), 3, coupling="center", reinit=True, seed=2)
     for n, p in rep.center.named_parameters():

@@ -15,7 +15,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from thermolearn.ebm import RBM, exact_log_partition
 from thermolearn.ebm.estimator import BernoulliRBM
 
-
 HAS_TAP = importlib.util.find_spec("thermolearn.ebm.tap") is not None
 HAS_AIS = importlib.util.find_spec("thermolearn.ebm.ais") is not None
 

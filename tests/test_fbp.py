@@ -9,10 +9,15 @@ import torch
 from scipy.special import erfc
 
 from binary_check import np_errors
-
 from thermolearn.binary import focusing_bp, random_patterns, teacher_student
-from thermolearn.binary.fbp import (_output_terms, factor_messages, log_H, log_H_derivative,
-                                   perceptron_messages, protocol_schedule)
+from thermolearn.binary.fbp import (
+    _output_terms,
+    factor_messages,
+    log_H,
+    log_H_derivative,
+    perceptron_messages,
+    protocol_schedule,
+)
 
 
 @pytest.mark.parametrize("messages", ["full", "amp"])

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from thermolearn.experiments import registry  # noqa: E402
-from thermolearn.experiments.fbp_local_entropy import EXPERIMENT, run  # noqa: E402
+from thermolearn.experiments.binary.fbp_local_entropy import EXPERIMENT, run  # noqa: E402
 
 
 def test_point_records_and_plot():

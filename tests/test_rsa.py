@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from binary_check import np_errors
 from thermolearn.binary import (
     Architecture,
     energies,
@@ -20,8 +21,6 @@ from thermolearn.binary.rsa import (
     replica_seeds,
     replicated_annealing,
 )
-
-from binary_check import np_errors
 
 
 @pytest.mark.parametrize("replicas,gamma", [(1, 0.0), (3, 0.0), (3, 0.5)])

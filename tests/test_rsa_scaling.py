@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from thermolearn.binary import errors, random_patterns
-from thermolearn.experiments import rsa_scaling as rs
+from thermolearn.experiments.binary import rsa_scaling as rs
 from thermolearn.experiments.registry import expand, get
 
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from binary_check import np_errors
-
 from thermolearn.binary import random_patterns, replicated_sgd
 from thermolearn.binary.models import Architecture
 

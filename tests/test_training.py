@@ -5,8 +5,8 @@ import torch
 
 from thermolearn.ebm import RBM, exact_log_partition
 from thermolearn.ebm.exact import all_states
-from thermolearn.ebm.training import TrainingDiverged, batch_gradient, new_state, train
-from thermolearn.io import ModelFileError
+from thermolearn.ebm.training import batch_gradient, new_state, train
+from thermolearn.errors import ModelFileError, TrainingDiverged
 
 
 def tiny_rbm(n_v=6, n_h=4, scale=0.8, beta=1.0, seed=0, dtype=torch.float32):

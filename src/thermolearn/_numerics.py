@@ -185,15 +185,3 @@ def binarize(x: torch.Tensor, how: str | None, name: str, generator=None) -> tor
     if how == "threshold":
         return (x > 0.5).to(x.dtype)
     return torch.bernoulli(x, generator=generator)
-
-
-def make_generator(seed, device=None) -> torch.Generator:
-    """A torch.Generator from an int seed, an existing generator, or None (fresh entropy)."""
-    if isinstance(seed, torch.Generator):
-        return seed
-    g = torch.Generator(device=device if device is not None else "cpu")
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
-    return g

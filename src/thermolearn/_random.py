@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._numerics import make_generator
+from .seeding import as_generator
 
 N_STREAMS = 16
 
@@ -69,7 +69,7 @@ class BernoulliSampler:
 
     def __init__(self, seed=None, device="cpu"):
         self.device = torch.device(device)
-        g = make_generator(seed)
+        g = as_generator(seed)
         words = torch.randint(1, 2**62, (N_STREAMS + 1, 2), generator=g, dtype=torch.int64)
         self.state = words[:N_STREAMS].numpy().astype(np.uint64)
         self.torch_generator = torch.Generator(device=self.device)

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import torch
 
+from .errors import ModelFileError
+
 FORMAT_KEY = "thermolearn"
-
-
-class ModelFileError(ValueError):
-    """A model or checkpoint file is missing, truncated, corrupted or of the wrong kind."""
 
 
 def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict) -> Path:

@@ -1,72 +1,185 @@
-"""Schedules: inverse-temperature ladders for annealing, and per-epoch values for training.
+"""Schedules: a value that changes along a run, and the inverse-temperature ladders of AIS.
 
-A per-epoch schedule is any callable ``epoch -> value`` (epochs count from 0); a plain number
-is the constant schedule. :func:`as_schedule` turns either into a callable.
+Every annealing, scoping or learning-rate quantity in the library (``lr``, ``beta``, ``gamma``,
+``momentum``, ...) takes either a plain number (a constant) or a schedule object from this
+module. A schedule is called with the clock of the algorithm that uses it, ``t = 0, 1, 2, ...``,
+whose unit (update, epoch, sweep, accepted move) that algorithm's docstring names:
+
+    >>> from thermolearn.schedules import Geometric, LinearDecay
+    >>> LinearDecay(0.1, steps=10)(5)
+    0.05
+    >>> Geometric(0.2, rate=1.01)(100)       # 0.2 * 1.01 ** 100
+    0.5409...
+
+Schedule objects are small, picklable (they travel to Dask workers), comparable and printable,
+so a checkpoint can record them. Any other callable ``t -> number`` is accepted too, but cannot
+be recorded in a checkpoint or compared.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Union
 
+import numpy as np
 import torch
 
-from ._numerics import check_real
+from ._numerics import check_int, check_real
 
-Schedule = Callable[[int], float]
-
-
-def as_schedule(value, name: str) -> Schedule:
-    """A callable ``epoch -> float`` from a number or a callable."""
-    if callable(value):
-        return value
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number or a callable epoch -> number, got {value!r}") from None
-    return lambda epoch: v
+__all__ = ["Schedule", "Constant", "LinearDecay", "Step", "InverseDecay", "Geometric", "Table",
+           "as_schedule", "schedule_values", "describe", "sm08_betas", "linear_betas", "betas_from"]
 
 
-def step(before: float, after: float, at: int) -> Schedule:
-    """``before`` for epochs < ``at``, then ``after`` (Hinton's momentum 0.5 -> 0.9 at epoch 5)."""
-    return lambda epoch: before if epoch < at else after
+class Schedule:
+    """Base class: ``schedule(t) -> float`` for the integer clock ``t >= 0``."""
+
+    def __call__(self, t: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def values(self, n: int) -> np.ndarray:
+        """The first ``n`` values, float64."""
+        return np.array([self(t) for t in range(n)], dtype=np.float64)
 
 
-def inverse_decay(start: float, half_life: float) -> Schedule:
-    """start / (1 + epoch / half_life): a learning rate that halves after ``half_life`` epochs."""
-    return lambda epoch: start / (1.0 + epoch / half_life)
+@dataclass(frozen=True)
+class Constant(Schedule):
+    """The same ``value`` at every ``t``."""
 
-
-def linear_decay(start: float, epochs: int, end: float = 0.0) -> Schedule:
-    """From ``start`` at epoch 0 linearly towards ``end``, reached after ``epochs`` epochs
-    (so the last epoch of a run of that length still learns); Tieleman (2008) decays to 0."""
-    if epochs < 1:
-        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
-    return lambda epoch: start + (end - start) * min(epoch, epochs) / epochs
-
-
-class ExponentialGrowth:
-    """The schedule ``t -> g0 * (1 + g1) ** t`` (Entropy-SGD's scoping of the coupling, Chaudhari
-    et al. 2017; also used for replicated SGD on deep nets, Pittorino et al. 2021).
-
-    ``t`` is the clock of the trainer that evaluates it (steps or epochs). A plain, picklable
-    object, so it can be passed to worker processes.
-    """
-
-    def __init__(self, g0: float, g1: float):
-        self.g0 = check_real(g0, "g0", 0.0, strict=False)
-        self.g1 = check_real(g1, "g1", -1.0, strict=True)
+    value: float
 
     def __call__(self, t: int) -> float:
-        return self.g0 * (1.0 + self.g1) ** t
+        return self.value
+
+
+@dataclass(frozen=True)
+class LinearDecay(Schedule):
+    """From ``start`` at t = 0 linearly to ``end`` at t = ``steps``, then constant.
+
+    With ``steps`` the length of the run, the last step still moves (Tieleman 2008 decays the
+    learning rate to 0 this way). ``end > start`` makes it a linear growth (a scoping ramp).
+    """
+
+    start: float
+    steps: int
+    end: float = 0.0
+
+    def __post_init__(self):
+        check_int(self.steps, "steps")
+
+    def __call__(self, t: int) -> float:
+        return self.start + (self.end - self.start) * min(t, self.steps) / self.steps
+
+
+@dataclass(frozen=True)
+class Step(Schedule):
+    """``before`` for t < ``at``, then ``after`` (Hinton's momentum 0.5 -> 0.9 at epoch 5)."""
+
+    before: float
+    after: float
+    at: int
+
+    def __call__(self, t: int) -> float:
+        return self.before if t < self.at else self.after
+
+
+@dataclass(frozen=True)
+class InverseDecay(Schedule):
+    """``start / (1 + t / half_life)``: halves after ``half_life`` steps."""
+
+    start: float
+    half_life: float
+
+    def __post_init__(self):
+        check_real(self.half_life, "half_life")
+
+    def __call__(self, t: int) -> float:
+        return self.start / (1.0 + t / self.half_life)
+
+
+@dataclass(frozen=True)
+class Geometric(Schedule):
+    """``start * rate ** t``, capped at ``cap``.
+
+    Annealing of an inverse temperature and scoping of a coupling: simulated annealing's
+    ``beta *= rate`` per move, and Entropy-SGD's ``gamma_0 (1 + gamma_1)^t`` (Chaudhari et al.
+    2017), which is ``Geometric(gamma_0, 1 + gamma_1)``.
+    """
+
+    start: float
+    rate: float
+    cap: float = 1e12
+
+    def __post_init__(self):
+        check_real(self.start, "start", strict=False)
+        check_real(self.rate, "rate")
+
+    def __call__(self, t: int) -> float:
+        if self.start == 0.0:
+            return 0.0
+        if math.log(self.start) + t * math.log(self.rate) >= math.log(self.cap):
+            return self.cap
+        return min(self.start * self.rate ** t, self.cap)
+
+
+@dataclass(frozen=True)
+class Table(Schedule):
+    """Explicit values: ``values[t]``, and the last value once t runs past the end."""
+
+    values_: tuple
+
+    def __init__(self, values):
+        vals = tuple(float(v) for v in values)
+        if not vals:
+            raise ValueError("values: expected at least one value")
+        object.__setattr__(self, "values_", vals)
+
+    def __call__(self, t: int) -> float:
+        return self.values_[min(t, len(self.values_) - 1)]
 
     def __repr__(self):
-        return f"exponential_growth(g0={self.g0:g}, g1={self.g1:g})"
+        return f"Table({list(self.values_)!r})"
 
 
-def exponential_growth(g0: float, g1: float) -> ExponentialGrowth:
-    """The coupling schedule ``gamma(t) = g0 * (1 + g1) ** t`` (t: steps or epochs, from 0)."""
-    return ExponentialGrowth(g0, g1)
+ScheduleLike = Union[float, int, Schedule, Callable[[int], float]]
 
+
+def as_schedule(value: ScheduleLike, name: str, minimum: float | None = None,
+                strict: bool = False) -> Callable[[int], float]:
+    """A callable of ``t`` from a number, a :class:`Schedule` or another callable.
+
+    A number is checked (finite, and ``>= minimum``, or ``> minimum`` when ``strict``) and
+    becomes a :class:`Constant`; the message names ``name``.
+    """
+    if isinstance(value, Schedule) or (callable(value) and not isinstance(value, (int, float))):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: expected a number or a schedule from thermolearn.schedules, got {value!r}")
+    return Constant(check_real(value, name, minimum=minimum, strict=strict))
+
+
+def schedule_values(value: ScheduleLike, n: int, name: str = "schedule") -> np.ndarray:
+    """The first ``n`` values of a number or schedule, float64."""
+    s = as_schedule(value, name)
+    if isinstance(s, Schedule):
+        return s.values(n)
+    return np.array([float(s(t)) for t in range(n)], dtype=np.float64)
+
+
+def describe(value: ScheduleLike):
+    """A JSON-ready description for checkpoints and records: the number itself, the schedule's
+    repr, or None for a callable that is not a :class:`Schedule` (it cannot be compared)."""
+    if isinstance(value, Schedule):
+        return value.value if isinstance(value, Constant) else repr(value)
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# AIS ladders
+# ---------------------------------------------------------------------------------------------
 
 def sm08_betas(dtype=torch.float64) -> torch.Tensor:
     """The AIS ladder of Salakhutdinov & Murray (2008): 14,501 values from 0 to 1.
@@ -81,9 +194,9 @@ def sm08_betas(dtype=torch.float64) -> torch.Tensor:
 
 def linear_betas(n: int, dtype=torch.float64) -> torch.Tensor:
     """``n`` equally spaced inverse temperatures from 0 to 1 (n >= 2)."""
-    if n < 2:
-        raise ValueError(f"n_betas: expected at least 2, got {n}")
-    return torch.linspace(0.0, 1.0, n, dtype=dtype)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n_betas: expected an integer of at least 2, got {n!r}")
+    return torch.linspace(0.0, 1.0, int(n), dtype=dtype)
 
 
 def betas_from(n_betas) -> torch.Tensor:
@@ -92,7 +205,7 @@ def betas_from(n_betas) -> torch.Tensor:
         if n_betas.lower() != "sm08":
             raise ValueError(f"n_betas: expected an integer, 'sm08' or a sequence, got {n_betas!r}")
         return sm08_betas()
-    if isinstance(n_betas, int):
+    if isinstance(n_betas, (int, np.integer)):
         return linear_betas(n_betas)
     b = torch.as_tensor(n_betas, dtype=torch.float64).flatten()
     if b.numel() < 2 or float(b[0]) != 0.0 or float(b[-1]) != 1.0 or bool((b.diff() <= 0).any()):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._numerics import check_int, check_reals, make_generator
+from .._numerics import check_int, check_reals
+from ..seeding import as_generator
 from .models import Architecture, _check_K, as_pm1, check_training_set, errors
 
 __all__ = ["DEFAULT_FRACTIONS", "LocalEnergy", "local_energy"]
@@ -126,7 +127,7 @@ def local_energy(W, X, y, K: int = 1, fractions=DEFAULT_FRACTIONS, draws: int = 
     n_w = arch.n_weights
     flat = W.reshape(n_w)
     flips = np.rint(p * n_w).astype(np.int64)        # round half to even, as Python's round
-    g = make_generator(seed)
+    g = as_generator(seed)
     chunk = max(1, min(draws, _CHUNK_WEIGHTS // max(n_w, M * K)))   # weights and fields per chunk
     out = np.empty((p.size, draws), dtype=np.float64)
     base = int(errors(W, X, y, K))

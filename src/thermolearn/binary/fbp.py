@@ -87,7 +87,8 @@ import time
 
 import torch
 
-from .._numerics import check_int, check_real, make_generator
+from .._numerics import check_int, check_real
+from ..seeding import as_generator
 from .models import check_problem, energy, errors
 from .result import SolverResult
 
@@ -409,7 +410,7 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
     sched = protocol_schedule(protocol, steps, scoping_y)
 
     Xy = Xv.to(dtype) * yv.to(dtype).unsqueeze(1)                        # (M, N) x = y xi
-    g = make_generator(seed)
+    g = as_generator(seed)
     if messages == "amp":
         init = (init_scale * torch.randn(N, generator=g, dtype=torch.float64)).to(dev, dtype)
         bp = _Amp(Xy.contiguous(), init, hmax)

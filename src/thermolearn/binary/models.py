@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._numerics import check_int, make_generator, to_tensor
+from .._numerics import check_int, to_tensor
+from ..seeding import as_generator
 
 __all__ = ["Architecture", "hidden_fields", "output", "errors", "energies", "energy",
            "as_pm1", "check_pm1", "check_problem", "check_training_set"]
@@ -149,12 +150,12 @@ class Architecture:
         shape = self.weight_shape
         if replicas is not None:
             shape = (check_int(replicas, "replicas", allow_none=True),) + shape
-        g = make_generator(seed)
+        g = as_generator(seed)
         W = torch.randint(0, 2, shape, generator=g, dtype=torch.int8).mul_(2).sub_(1)
         return W.to(device=device, dtype=dtype)
 
     @classmethod
-    def infer(cls, W: torch.Tensor, N: int, K: int = 1, name: str = "W") -> "Architecture":
+    def infer(cls, W: torch.Tensor, N: int, K: int = 1, name: str = "W") -> Architecture:
         """The architecture of weights W (shape (..., N) or (..., K, n)) applied to N inputs."""
         K = _check_K(K)
         if K == 1:

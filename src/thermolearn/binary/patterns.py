@@ -16,11 +16,11 @@ entropy) and then moved to ``device``: a seed gives the same problem on every de
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
-from .._numerics import check_int, check_real, make_generator
+from .._numerics import check_int, check_real
+from ..seeding import as_generator
 from .models import Architecture, _fields, _output_field, as_pm1
 
 __all__ = ["n_patterns", "random_patterns", "teacher_student", "generalization_error"]
@@ -49,7 +49,7 @@ def random_patterns(N: int, alpha, seed, *, K: int = 1, tree: bool = False, devi
     """
     arch = Architecture(N, K, tree)
     M = n_patterns(arch, alpha)
-    g = make_generator(seed)
+    g = as_generator(seed)
     X = _pm1((M, arch.N), g)
     y = _pm1((M,), g)
     return X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
@@ -64,7 +64,7 @@ def teacher_student(N: int, alpha, seed, *, K: int = 1, tree: bool = False, devi
     """
     arch = Architecture(N, K, tree)
     M = n_patterns(arch, alpha)
-    g = make_generator(seed)
+    g = as_generator(seed)
     teacher = arch.random_weights(g)
     X = _pm1((M, arch.N), g)
     y = torch.sign(_output_field(_fields(teacher, X, arch))).to(torch.int8)
@@ -109,7 +109,7 @@ def generalization_error(W, teacher, n_test: int, seed, *, K: int = 1, tree: boo
     if tuple(W.shape[W.ndim - unit_dims:]) != tuple(teacher.shape):
         raise ValueError(f"W: expected trailing shape {tuple(teacher.shape)} to match teacher, "
                          f"got {tuple(W.shape)}")
-    g = make_generator(seed)
+    g = as_generator(seed)
     wrong = torch.zeros(W.shape[:W.ndim - unit_dims], dtype=torch.int64, device=W.device)
     done = 0
     while done < n_test:

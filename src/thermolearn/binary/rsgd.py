@@ -44,7 +44,8 @@ import time
 import numpy as np
 import torch
 
-from .._numerics import check_int, check_real, make_generator
+from .._numerics import check_int, check_real
+from ..seeding import as_generator
 from .models import Architecture, check_problem, energy, errors
 from .result import SolverResult
 
@@ -111,7 +112,7 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: flo
     gstep = check_real(gamma_step, "gamma_step", minimum=None)
     dev = torch.device(device) if device is not None else X.device
 
-    g = make_generator(seed)
+    g = as_generator(seed)
     H0 = arch.random_weights(g, dtype=torch.float32).reshape(arch.K, arch.n_per_unit)
     if replica_seeds is None:
         rseeds = [int(s) for s in torch.randint(0, 2 ** 62, (R,), generator=g)]
@@ -120,7 +121,7 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: flo
         if len(rseeds) != R or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
                                        for s in rseeds):
             raise ValueError(f"replica_seeds: expected {R} integers (one per replica), got {replica_seeds!r}")
-    rgens = [make_generator(int(s)) for s in rseeds]
+    rgens = [as_generator(int(s)) for s in rseeds]
 
     Kh, n = arch.K, arch.n_per_unit
     Xf = X.to(device=dev, dtype=torch.float32)

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._numerics import as_tensor, make_generator
+from .._numerics import as_tensor
+from ..seeding import as_generator
 from .digits import load_digits
 from .mnist import Dataset, IDXFormatError, check_binarize, check_dtype, load_mnist, read_idx
 
@@ -76,7 +77,7 @@ def load_npz(path, binarize=None, seed=0, dtype=torch.float32) -> Dataset:
                 raise ValueError(f"{path}: {key!r} must hold integers, got dtype {lab.dtype}")
             labels[key] = torch.from_numpy(lab.astype(np.int64))
     if binarize is not None:
-        gen = make_generator(seed) if binarize == "stochastic" else None
+        gen = as_generator(seed) if binarize == "stochastic" else None
         train = _binarize(train, binarize, f"{path.name}['train']", generator=gen)
         if test is not None:
             test = _binarize(test, binarize, f"{path.name}['test']", generator=gen)

@@ -11,7 +11,7 @@ import functools
 import numpy as np
 import torch
 
-from .._numerics import make_generator
+from ..seeding import as_generator
 from .mnist import Dataset, check_binarize, check_dtype, prepare_pixels
 
 __all__ = ["load_digits"]
@@ -53,7 +53,7 @@ def load_digits(binarize="threshold", seed=0, test_fraction=0.2, dtype=torch.flo
     n = images.shape[0]
     n_test = min(max(int(round(frac * n)), 1), n - 1)
 
-    gen = make_generator(seed)
+    gen = as_generator(seed)
     perm = torch.randperm(n, generator=gen).numpy()
     test_idx, train_idx = perm[:n_test], perm[n_test:]
     sample_gen = gen if binarize == "stochastic" else None

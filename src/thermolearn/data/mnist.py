@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .._numerics import binarize as _binarize
-from .._numerics import make_generator
+from ..seeding import as_generator
 
 __all__ = ["Dataset", "IDXFormatError", "load_mnist", "read_idx"]
 
@@ -387,7 +387,7 @@ def load_mnist(binarize="stochastic", seed=0, path=None, dtype=torch.float32) ->
     check_binarize(binarize)
     check_dtype(dtype)
     train_x, train_y, test_x, test_y = load_mnist_arrays(path)
-    gen = make_generator(seed) if binarize == "stochastic" else None
+    gen = as_generator(seed) if binarize == "stochastic" else None
     return Dataset(
         train=prepare_pixels(train_x, 255.0, binarize, gen, dtype, "mnist train"),
         test=prepare_pixels(test_x, 255.0, binarize, gen, dtype, "mnist test"),

@@ -6,8 +6,7 @@
 * :class:`DistributedReplica`, :func:`launch`: the same with one replica per process
   (``torch.distributed``).
 * :class:`EntropySGD`, :class:`ElasticAveraging`: optimizers; :func:`local_energy`: flatness.
-* :func:`exponential_growth`: the coupling schedule g0 (1 + g1)^t.
-* :class:`TrainingDiverged`: raised on NaN/Inf losses (the one of :mod:`thermolearn.ebm`).
+Errors (:class:`TrainingDiverged` on NaN/Inf losses) are in :mod:`thermolearn.errors`.
 
 Names are imported lazily so that ``import thermolearn.deep`` stays cheap.
 """
@@ -17,7 +16,6 @@ from .._lazy import lazy_exports
 _WHERE = {
     "Replicated": "replicated",
     "DistributedReplica": "distributed", "launch": "distributed", "free_port": "distributed",
-    "exponential_growth": "_functional", "TrainingDiverged": "_functional",
     "EntropySGD": "entropy_sgd",
     "ElasticAveraging": "elastic",
     "local_energy": "flatness",

@@ -5,9 +5,7 @@
 * evaluating y replicas of a module in one batched call (``torch.func.functional_call`` under
   ``torch.func.vmap``, or, for an ``nn.Sequential`` of linear layers and element-wise functions,
   batched matrix products on the stacked weights) or replica by replica;
-* the growth schedule of the coupling, ``g0 * (1 + g1) ** t``;
-* the divergence error, :class:`thermolearn.ebm.training.TrainingDiverged`, imported on first use
-  (it lives with the RBM trainer, whose import pulls in numba).
+* the divergence error (:class:`thermolearn.errors.TrainingDiverged`).
 """
 
 from __future__ import annotations
@@ -19,19 +17,11 @@ import torch
 from torch import nn
 
 from .._numerics import check_real
-from ..schedules import ExponentialGrowth, exponential_growth  # noqa: F401  (exported by thermolearn.deep)
-
-
-def __getattr__(name):
-    if name == "TrainingDiverged":
-        from ..ebm.training import TrainingDiverged
-        return TrainingDiverged
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from ..errors import TrainingDiverged
 
 
 def diverged(message: str) -> Exception:
     """A :class:`TrainingDiverged` carrying ``message`` (raise it)."""
-    from ..ebm.training import TrainingDiverged
     return TrainingDiverged(message)
 
 

@@ -31,7 +31,8 @@ import numbers
 
 import torch
 
-from .._numerics import check_int, check_real, make_generator
+from .._numerics import check_int, check_real
+from ..seeding import as_generator
 
 __all__ = ["EntropySGD"]
 
@@ -119,7 +120,7 @@ class EntropySGD(torch.optim.Optimizer):
                         scale_by_gamma=scale_by_gamma)
         _check_group(defaults)
         super().__init__(params, defaults)            # add_param_group checks each group
-        self.generator = make_generator(seed)
+        self.generator = as_generator(seed)
 
     def add_param_group(self, param_group: dict) -> None:
         if "inner_steps" in param_group or "seed" in param_group:

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .._numerics import check_int, check_reals, make_generator
+from .._numerics import check_int, check_reals
+from ..seeding import as_generator
 
 __all__ = ["LocalEnergy", "classification_error", "local_energy", "replica_distances"]
 
@@ -134,7 +135,7 @@ def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
         raise ValueError("model: no parameters to perturb (check `select`)")
     device = named[0][1].device
     batches = _batches(data)
-    gen = make_generator(seed)
+    gen = as_generator(seed)
 
     def evaluate(params):
         tot_loss, tot_err, n_tot = 0.0, 0.0, 0

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .._numerics import LOG2, as_tensor, check_int, logit, make_generator, softplus
+from .._numerics import LOG2, as_tensor, check_int, logit, softplus
 from ..schedules import betas_from
+from ..seeding import as_generator
 
 # softplus(x) = x for x > 50 is exact in float64 (log1p(exp(-50)) ~ 2e-22); below, log1p(exp(x)).
 _SOFTPLUS_THRESHOLD = 50.0
@@ -227,7 +228,7 @@ def ais_log_partition(rbm, n_chains: int = 100, n_betas="sm08", base_visible_bia
     n_chains = check_int(n_chains, "n_chains")
     betas = _ladder(n_betas)
     a_base = _base_bias(rbm, base_visible_bias)
-    g = make_generator(seed, rbm.device)
+    g = as_generator(seed, rbm.device)
     K = betas.numel() - 1
     t0 = time.perf_counter()
     bar = _progress_bar(progress, K, "AIS")

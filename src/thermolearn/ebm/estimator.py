@@ -37,7 +37,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._numerics import check_binary, make_generator
+from .._numerics import check_binary
+from ..seeding import as_generator
 from .exact import exact_log_partition
 from .rbm import RBM
 from .training import METHODS, train
@@ -260,7 +261,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         rbm = self._rbm()
         x = self._model_input(v, rbm)
-        g = make_generator(self._draw_seed(), rbm.device)
+        g = as_generator(self._draw_seed(), rbm.device)
         with torch.inference_mode():
             return rbm.gibbs(x, 1, generator=g).cpu().numpy()
 
@@ -276,7 +277,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
         rng = self.random_state_ if random_state is None else check_random_state(random_state)
         rbm = self._rbm()
-        g = make_generator(int(rng.randint(_SEED_MAX)), rbm.device)
+        g = as_generator(int(rng.randint(_SEED_MAX)), rbm.device)
         with torch.inference_mode():
             v0 = torch.full((int(n_samples), rbm.n_visible), 0.5, dtype=rbm.dtype, device=rbm.device)
             v0 = torch.bernoulli(v0, generator=g)

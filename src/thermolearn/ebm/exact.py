@@ -9,7 +9,6 @@ sum is a logsumexp, so the result is exact to rounding.
 
 from __future__ import annotations
 
-
 import torch
 
 from .._numerics import softplus

@@ -16,11 +16,11 @@ Batches are rows: v has shape (batch, n_v), h has shape (batch, n_h).
 
 from __future__ import annotations
 
-
 import torch
 
-from .._numerics import as_tensor, check_int, check_real, make_generator, softplus
+from .._numerics import as_tensor, check_int, check_real, softplus
 from ..io import load_tensors, save_tensors
+from ..seeding import as_generator
 
 
 class RBM:
@@ -38,7 +38,7 @@ class RBM:
                  device=None, dtype=torch.float32):
         n_visible, n_hidden = check_int(n_visible, "n_visible"), check_int(n_hidden, "n_hidden")
         self.beta = check_real(beta, "beta", what=" (inverse temperature)")
-        g = make_generator(seed)
+        g = as_generator(seed)
         W = 0.01 * torch.randn(n_visible, n_hidden, generator=g, dtype=torch.float64)
         self.W = W.to(device=device, dtype=dtype)
         self.visible_bias = torch.zeros(n_visible, device=device, dtype=dtype)
@@ -63,12 +63,12 @@ class RBM:
         rbm.beta = check_real(beta, "beta", what=" (inverse temperature)")
         return rbm
 
-    def to(self, device=None, dtype=None) -> "RBM":
+    def to(self, device=None, dtype=None) -> RBM:
         """A copy on another device and/or dtype."""
         return RBM.from_weights(self.W, self.visible_bias, self.hidden_bias, self.beta,
                                 device=device or self.W.device, dtype=dtype or self.W.dtype)
 
-    def copy(self) -> "RBM":
+    def copy(self) -> RBM:
         return self.to()
 
     def save(self, path, extra: dict | None = None):
@@ -80,9 +80,9 @@ class RBM:
                                    "hidden_bias": self.hidden_bias}, meta)
 
     @classmethod
-    def load(cls, path, device=None) -> "RBM":
+    def load(cls, path, device=None) -> RBM:
         """Read a model written by :meth:`save` (or a training checkpoint)."""
-        from ..io import ModelFileError
+        from ..errors import ModelFileError
 
         tensors, meta = load_tensors(path)
         if meta.get("kind") not in ("rbm", "rbm-checkpoint"):
@@ -168,7 +168,7 @@ class RBM:
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
         v = self._input(v, "v", self.n_visible)
-        g = make_generator(generator, self.device)
+        g = as_generator(generator, self.device)
         for _ in range(steps):
             _, h = self.sample_hidden(v, g)
             _, v = self.sample_visible(h, g)

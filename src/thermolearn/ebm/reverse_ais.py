@@ -53,8 +53,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .._numerics import as_tensor, check_int, logmeanexp, make_generator, softplus
-from .ais import _Path, _base_bias, _ladder, _progress_bar, _PROGRESS_EVERY
+from .._numerics import as_tensor, check_int, logmeanexp, softplus
+from ..seeding import as_generator
+from .ais import _PROGRESS_EVERY, _base_bias, _ladder, _Path, _progress_bar
 
 
 @dataclass
@@ -115,7 +116,7 @@ def raise_log_likelihood(rbm, data, n_chains: int = 10, n_betas=1000, base_visib
     x_data = _check_data(rbm, data)
     betas = _ladder(n_betas)
     a_base = _base_bias(rbm, base_visible_bias)
-    g = make_generator(seed, rbm.device)
+    g = as_generator(seed, rbm.device)
     K = betas.numel() - 1
     n_rows = x_data.shape[0]
     n_batches = -(-n_rows // batch_size)

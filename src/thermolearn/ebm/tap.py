@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .._numerics import as_tensor, binary_entropy_terms, check_int, check_real, make_generator
+from .._numerics import as_tensor, binary_entropy_terms, check_int, check_real
+from ..seeding import as_generator
 
 __all__ = [
     "TAPResult",
@@ -189,7 +190,7 @@ def tap_free_energy(rbm, order: int = 2, init_visible=None, damping: float = 0.5
     elif isinstance(init_visible, int) and not isinstance(init_visible, bool):
         if init_visible < 1:
             raise ValueError(f"init_visible: expected a positive number of starts, got {init_visible}")
-        g = make_generator(seed)
+        g = as_generator(seed)
         m_v = torch.rand(init_visible, n_v, generator=g, dtype=torch.float64).to(W.device)
     else:
         m_v = as_tensor(init_visible, "init_visible", dtype=torch.float64, device=W.device)

@@ -30,18 +30,17 @@ from pathlib import Path
 
 import torch
 
-from .._numerics import as_tensor, binarize as _binarize, check_int, check_real, make_generator
+from .._numerics import as_tensor, check_int, check_real
+from .._numerics import binarize as _binarize
 from .._random import BernoulliSampler
-from ..io import ModelFileError, load_tensors, save_tensors
+from ..errors import ModelFileError, TrainingDiverged
+from ..io import load_tensors, save_tensors
 from ..schedules import as_schedule
+from ..seeding import as_generator
 from .rbm import RBM
 
 METHODS = ("cd", "pcd", "mf", "tap2", "tap3")
 TAP_ORDER = {"mf": 1, "tap2": 2, "tap3": 3}
-
-
-class TrainingDiverged(RuntimeError):
-    """Raised when parameters become NaN or Inf; the model holds its last good parameters."""
 
 
 @dataclass
@@ -100,7 +99,7 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     epochs = check_int(epochs, "epochs", minimum=0)
     weight_decay = check_real(weight_decay, "weight_decay", strict=False)
     lr_at, momentum_at = as_schedule(lr, "lr"), as_schedule(momentum, "momentum")
-    gen = make_generator(seed)
+    gen = as_generator(seed)
     X = _prepare(data, "data", rbm, binarize, gen)
     V = _prepare(validation, "validation", rbm, binarize, gen) if validation is not None else None
     n = X.shape[0]
@@ -284,7 +283,7 @@ class _State:
 
 def new_state(rbm, method, X, B, seed=0) -> _State:
     """Training state (momenta, chains started from B random rows of X, random streams)."""
-    return _State.new(rbm, method, X, B, make_generator(seed))
+    return _State.new(rbm, method, X, B, as_generator(seed))
 
 
 def _learned(rbm, st):

@@ -19,9 +19,12 @@ A grid is a dict of lists (the cartesian product of its values) or a list of suc
 union of their products, like scikit-learn's ParameterGrid). Values must be JSON scalars so that
 a point has one canonical text form, its identity in the results database.
 
-Built-in experiments live in this package (one module each, listed in ``BUILTIN``) and are
-imported on first use; more modules can be named in the environment variable
-``THERMOLEARN_EXPERIMENTS`` (comma-separated module names), e.g. your own experiments.
+Built-in experiments live in one folder per library subpackage, one module each:
+``experiments/<subpackage>/<experiment_name>.py`` (modules whose names start with ``_`` are
+helpers). Every such module is imported on first use, so a new file there is a new experiment;
+importing it must stay cheap (load torch inside ``run``, not at the top). More modules can be
+named in the environment variable ``THERMOLEARN_EXPERIMENTS`` (comma-separated module names),
+e.g. your own experiments.
 """
 
 from __future__ import annotations
@@ -30,13 +33,12 @@ import importlib
 import itertools
 import json
 import os
+import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from pathlib import Path
+from typing import Any, Optional, Union
 
-BUILTIN = ("thermolearn.experiments.rbm_small_exact", "thermolearn.experiments.rbm_mnist_likelihood",
-           "thermolearn.experiments.fbp_local_entropy", "thermolearn.experiments.perceptron_capacity",
-           "thermolearn.experiments.committee_rsgd", "thermolearn.experiments.rsa_scaling",
-           "thermolearn.experiments.deep_mnist_flatness")
 ENV_MODULES = "THERMOLEARN_EXPERIMENTS"
 
 Grid = Union[dict, list]
@@ -204,8 +206,19 @@ def _load_modules() -> None:
         return
     _loaded = True
     extra = [m.strip() for m in os.environ.get(ENV_MODULES, "").split(",") if m.strip()]
-    for module in (*BUILTIN, *extra):
+    for module in (*builtin_modules(), *extra):
         importlib.import_module(module)
+
+
+def builtin_modules() -> list[str]:
+    """The built-in experiment modules, ``thermolearn.experiments.<subpackage>.<name>``, sorted."""
+    here = Path(__file__).parent
+    found = []
+    for sub in sorted(p for p in here.iterdir() if (p / "__init__.py").is_file()):
+        for info in pkgutil.iter_modules([str(sub)]):
+            if not info.name.startswith("_") and not info.ispkg:
+                found.append(f"{__package__}.{sub.name}.{info.name}")
+    return sorted(found)
 
 
 def get(name: str) -> Experiment:
@@ -218,10 +231,10 @@ def get(name: str) -> Experiment:
 
 
 def all_experiments(include_hidden: bool = False) -> list[Experiment]:
-    """Registered experiments: the built-in ones in the order of ``BUILTIN``, then the others in
+    """Registered experiments: the built-in ones by subpackage and name, then the others in
     registration order (hidden ones only when asked)."""
     _load_modules()
-    rank = {module: i for i, module in enumerate(BUILTIN)}
+    rank = {module: i for i, module in enumerate(builtin_modules())}
     exps = sorted(_REGISTRY.values(), key=lambda e: rank.get(getattr(e.run, "__module__", None), len(rank)))
     return [e for e in exps if include_hidden or not e.hidden]
 

@@ -28,11 +28,12 @@ import sys
 import time
 import traceback as tb_module
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from .registry import Experiment, canonical, resolve
 from .store import PointResult, Store, split_points
@@ -82,7 +83,7 @@ def _git_commit() -> Optional[str]:
     return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def describe_device(device: str = "cpu") -> str:
     """'cpu (model name, N cores)' or 'cuda:0 (GPU name)'."""
     import torch

@@ -22,8 +22,8 @@ thermolearn.binary.models.errors), error_rate = errors / M, energy, epochs, epoc
 
 from __future__ import annotations
 
-from ._binary import solve_record, split_seed, success_curves
-from .registry import Anchor, Experiment, register
+from ..registry import Anchor, Experiment, register
+from ._common import solve_record, split_seed, success_curves
 
 METHODS = {"replicated": "rsgd", "plain": "sgd"}
 
@@ -44,7 +44,7 @@ QUICK_GRID = _grid(81, 3, QUICK_ALPHAS, 300)
 
 def run(params: dict) -> list[dict]:
     """One run of replicated (or plain) SGD on the committee problem of (N, K, alpha, seed)."""
-    from ..binary.patterns import random_patterns  # torch is loaded only when a point runs
+    from ...binary.patterns import random_patterns  # torch is loaded only when a point runs
 
     method = params["method"]
     if method not in METHODS:

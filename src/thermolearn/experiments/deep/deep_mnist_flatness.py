@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Experiment, register
+from ..registry import Experiment, register
 
 SIGMAS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
 TRAINERS = ["sgd", "replicated", "entropy-sgd", "elastic"]
@@ -51,8 +51,8 @@ QUICK_GRID = {"data": ["digits"], "model": ["mlp", "cnn"], "trainer": TRAINERS, 
 
 
 def run(params: dict) -> list[dict]:
-    """One point: train with params["trainer"] and measure (thermolearn.experiments._deep)."""
-    from ._deep import train_and_measure
+    """One point: train with params["trainer"] and measure (thermolearn.experiments.deep._training)."""
+    from ._training import train_and_measure
 
     return train_and_measure(params)
 

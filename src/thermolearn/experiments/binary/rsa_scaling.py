@@ -47,7 +47,7 @@ import time
 
 import numpy as np
 
-from .registry import Experiment, register
+from ..registry import Experiment, register
 
 METHODS = ("replicated", "independent")
 

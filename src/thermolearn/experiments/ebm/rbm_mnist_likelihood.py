@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 
-from ._rbm import train_and_evaluate
-from .registry import Anchor, Experiment, register
+from ..registry import Anchor, Experiment, register
+from ._common import train_and_evaluate
 
 # name: (hidden, method, k, epochs, initial lr); batch 100, momentum 0.5, weight decay 1e-4, lr
 # decaying linearly to 0 (see _rbm.py). PCD with momentum raised to 0.9 collapsed at these rates.

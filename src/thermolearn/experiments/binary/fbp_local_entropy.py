@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Experiment, register
+from ..registry import Experiment, register
 
 FULL_GRID = {"N": [401], "alpha": [0.4, 0.6, 0.7], "y": [3, 7, 21], "gamma_max": [3.0],
              "gamma_points": [31], "max_iters": [1000], "tol": [1e-6]}

@@ -29,8 +29,8 @@ or proposed SA moves).
 
 from __future__ import annotations
 
-from ._binary import solve_record, split_seed, success_curves
-from .registry import Anchor, Experiment, register
+from ..registry import Anchor, Experiment, register
+from ._common import solve_record, split_seed, success_curves
 
 ALPHA_C = 0.833          # Krauth & Mezard (1989), binary perceptron, random labels
 ALPHA_RBP = 0.74         # reinforced BP, as reported [unverified]
@@ -61,7 +61,7 @@ QUICK_GRID = _grid(101, QUICK_ALPHAS, iters=50, epochs=200, moves=3_000_000, pat
 
 
 def solver_arguments(params: dict) -> dict:
-    """The keyword arguments of experiments._binary.solve for one grid point."""
+    """The keyword arguments of experiments.binary._common.solve for one grid point."""
     algo = params["algo"]
     if algo == "fbp":
         return {"steps": params["protocol_steps"], "options": {"max_iters": params["max_iters"]}}
@@ -78,7 +78,7 @@ def solver_arguments(params: dict) -> dict:
 
 def run(params: dict) -> list[dict]:
     """One run: the problem of (N, alpha, seed), solved by params["algo"]."""
-    from ..binary.patterns import random_patterns  # torch is loaded only when a point runs
+    from ...binary.patterns import random_patterns  # torch is loaded only when a point runs
 
     s_problem, s_solver, _ = split_seed(params["seed"])
     X, y = random_patterns(params["N"], params["alpha"], s_problem)

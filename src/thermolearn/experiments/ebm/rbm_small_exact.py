@@ -18,8 +18,8 @@ tap2_test_ll_error, tap3_test_ll_error; and ais_log_z_error = ais_log_z - exact_
 
 from __future__ import annotations
 
-from ._rbm import train_and_evaluate
-from .registry import Anchor, Experiment, register
+from ..registry import Anchor, Experiment, register
+from ._common import train_and_evaluate
 
 ESTIMATORS = [("ais", "AIS"), ("raise", "reverse AIS"), ("tap2", "TAP2"), ("tap3", "TAP3")]
 

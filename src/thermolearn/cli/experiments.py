@@ -1,29 +1,21 @@
-"""Commands: ``experiments list``, ``reproduce``, ``report``, ``results export``.
-
-``register(app)`` adds them to the ``thermolearn`` Typer app (see thermolearn/cli.py).
-"""
+"""``thermolearn experiments list``, ``reproduce``, ``report``, ``results export`` (thermolearn.experiments)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ._common import console, fail, group
 
 DEFAULT_DB = Path("runs") / "thermolearn.sqlite"
 DEFAULT_OUT = Path("runs") / "report"
 
-console = Console()
-experiments_app = typer.Typer(help="Named experiments: list them.", no_args_is_help=True)
-results_app = typer.Typer(help="Stored results: export them.", no_args_is_help=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(code=code)
+experiments_app = group("Named experiments: list them.")
+results_app = group("Stored results: export them.")
 
 
 @experiments_app.command("list")
@@ -31,7 +23,7 @@ def list_experiments(
     fixed: bool = typer.Option(False, "--fixed", help="Also show the parameters that do not vary."),
 ):
     """Each experiment: name, description, parameter grid, expected run time (full / --quick)."""
-    from .registry import all_experiments, format_seconds
+    from ..experiments.registry import all_experiments, format_seconds
 
     table = Table(title="thermolearn experiments (thermolearn reproduce NAME [--quick])", show_lines=True)
     table.add_column("name", style="bold", no_wrap=True)
@@ -48,7 +40,7 @@ def list_experiments(
 
 
 def reproduce(
-    names: List[str] = typer.Argument(..., help="Experiment names, or 'all'."),
+    names: list[str] = typer.Argument(..., help="Experiment names, or 'all'."),
     quick: bool = typer.Option(False, "--quick", help="The small variants (minutes in all)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes of the local Dask cluster (default 2)."),
     scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786."),
@@ -59,16 +51,16 @@ def reproduce(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ):
     """Run the named experiments on Dask (resumable), store the results in SQLite, write the report."""
-    from .registry import resolve
-    from .report import make_report
-    from .runner import run_experiments
+    from ..experiments.registry import resolve
+    from ..experiments.report import make_report
+    from ..experiments.runner import run_experiments
 
     try:
         selected = resolve(names)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if threads < 1:
-        _fail(f"--threads: expected a positive integer, got {threads}")
+        fail(f"--threads: expected a positive integer, got {threads}")
     try:
         summary = run_experiments(selected, quick=quick, workers=workers, scheduler=scheduler, db=db,
                                   retry_failed=retry_failed, progress=progress, threads=threads,
@@ -78,7 +70,7 @@ def reproduce(
                       "run the same command again to resume.")
         raise typer.Exit(code=130)
     except (ConnectionError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{summary.done} points done and {summary.failed} failed now, "
                   f"{summary.skipped_done} done before ({summary.seconds:.0f} s)")
     files = make_report(db, out)                      # every experiment in the database
@@ -92,15 +84,15 @@ def reproduce(
 def report(
     db: Path = typer.Option(DEFAULT_DB, help="SQLite results file."),
     out: Path = typer.Option(DEFAULT_OUT, help="Folder for index.html, report.md and the PNG plots."),
-    name: Optional[List[str]] = typer.Option(None, "--experiment", help="Only these experiments."),
+    name: Optional[list[str]] = typer.Option(None, "--experiment", help="Only these experiments."),
 ):
     """Write plots (PNG), a self-contained HTML page and Markdown from a results database."""
-    from .report import make_report
+    from ..experiments.report import make_report
 
     try:
         files = make_report(db, out, names=name or None)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"wrote {files.html}, {files.markdown} and {len(files.plots)} PNG plots")
 
 
@@ -112,15 +104,15 @@ def export(
     experiment: Optional[str] = typer.Option(None, help="Only this experiment."),
 ):
     """Export the records: one CSV row per record, with experiment, point, seed and parameters."""
-    from .store import open_store
+    from ..experiments.store import open_store
 
     if fmt != "csv":
-        _fail(f"--format: expected 'csv', got {fmt!r}")
+        fail(f"--format: expected 'csv', got {fmt!r}")
     try:
         with open_store(db) as store:
             text = store.export_csv(output, experiment=experiment)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if output is None:
         sys.stdout.write(text)
     else:

@@ -27,7 +27,7 @@ DATA_SEED = 0
 @functools.lru_cache(maxsize=2)
 def dataset(name: str):
     """The named dataset, loaded once per process."""
-    from ..data import load_digits, load_mnist
+    from ...data import load_digits, load_mnist
 
     if name == "mnist":
         return load_mnist(binarize="stochastic", seed=DATA_SEED)
@@ -38,14 +38,14 @@ def dataset(name: str):
 
 def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict:
     """Train the RBM of point ``p`` and return one flat record (see evaluate_rbm for the keys)."""
-    from ..ebm import RBM, base_rate_bias, evaluate_rbm, train
-    from ..schedules import linear_decay
+    from ...ebm import RBM, base_rate_bias, evaluate_rbm, train
+    from ...schedules import LinearDecay
 
     ds = dataset(p["data"])
     rbm = RBM(ds.train.shape[1], p["hidden"], seed=p["seed"])
     rbm.visible_bias.copy_(base_rate_bias(ds.train))
     hist = train(rbm, ds.train, method=p["method"], k=p["k"], epochs=p["epochs"],
-                 batch_size=p["batch_size"], lr=linear_decay(p["lr"], p["epochs"]), momentum=0.5,
+                 batch_size=p["batch_size"], lr=LinearDecay(p["lr"], p["epochs"]), momentum=0.5,
                  weight_decay=1e-4, validation=ds.test[:2000], seed=p["seed"], checkpoint=checkpoint,
                  progress=progress)
     res = evaluate_rbm(rbm, ds.train, ds.test, n_chains=p["ais_chains"], n_betas=p["ais_betas"],

@@ -1,6 +1,6 @@
 """The training side of the deep-mnist-flatness experiment: data, models, the four trainers at an
 equal budget of gradient evaluations, and the per-checkpoint measurements (see
-:mod:`thermolearn.experiments.deep_mnist_flatness` for the protocol). Imported only when a point
+:mod:`thermolearn.experiments.deep.deep_mnist_flatness` for the protocol). Imported only when a point
 runs, so that listing experiments does not load torch."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from .deep_mnist_flatness import SIGMAS, TRAINERS
-
 
 # ---------------------------------------------------------------------------------------------
 # data and models
@@ -79,8 +78,9 @@ def _loss(model, x, t) -> float:
 
 def train_and_measure(params: dict) -> list[dict]:
     """One point of deep-mnist-flatness (see that module): train, then log at each checkpoint."""
-    from thermolearn.deep import ElasticAveraging, EntropySGD, Replicated, exponential_growth, local_energy
+    from thermolearn.deep import ElasticAveraging, EntropySGD, Replicated, local_energy
     from thermolearn.deep._functional import reset_parameters, seeded
+    from thermolearn.schedules import Geometric
 
     seed = int(params["seed"])
     xtr, ytr, xte, yte = load(params["data"])
@@ -118,7 +118,7 @@ def train_and_measure(params: dict) -> list[dict]:
     elif trainer == "replicated":
         g0, g1 = float(params["gamma_start"]), float(params["gamma_end"])
         growth = (g1 / g0) ** (1.0 / max(steps - 1, 1)) - 1.0
-        rep = Replicated(init, replicas=y, coupling="mean", gamma=exponential_growth(g0, growth),
+        rep = Replicated(init, replicas=y, coupling="mean", gamma=Geometric(g0, 1 + growth),
                          optimizer=lambda p: torch.optim.SGD(p, lr=lr, momentum=0.9),
                          reinit=True, seed=seed)
 

@@ -56,12 +56,12 @@ def solver_function(algo: str):
     """The library function behind an algorithm name (imported on demand)."""
     algo = check_algo(algo)
     if algo == "fbp":
-        from ..binary.fbp import focusing_bp
+        from ...binary.fbp import focusing_bp
         return focusing_bp
     if algo in ("rsgd", "sgd"):
-        from ..binary.rsgd import replicated_sgd
+        from ...binary.rsgd import replicated_sgd
         return replicated_sgd
-    from ..binary.rsa import replicated_annealing
+    from ...binary.rsa import replicated_annealing
     return replicated_annealing
 
 
@@ -117,7 +117,7 @@ def solve(algo: str, X, y, *, K: int = 1, tree: bool = False, seed=0, replicas=N
 
 def recount(result, X, y, K: int) -> tuple[int, int]:
     """(errors, energy) of ``result.weights`` recounted with thermolearn.binary.models."""
-    from ..binary.models import energy, errors
+    from ...binary.models import energy, errors
 
     W = result.weights
     Xd, yd = X.to(W.device), y.to(W.device)

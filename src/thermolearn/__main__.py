@@ -1,0 +1,5 @@
+"""``python -m thermolearn``: the command line."""
+
+from .cli import main
+
+main()

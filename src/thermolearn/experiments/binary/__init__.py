@@ -1,0 +1,1 @@
+"""Named experiments of thermolearn.binary, one module each (found by the registry)."""

@@ -1,0 +1,1 @@
+"""Named experiments of thermolearn.ebm, one module each (found by the registry)."""
