@@ -257,7 +257,7 @@ def test_report_png_html_markdown_with_sources(tmp_path):
                  "-86.34", "Salakhutdinov &amp; Murray (2008)", "[unverified", "-165 to -150", "unregistered"):
         assert text in html, text
     for text in ("Doe & Roe (1999), eq. 7", "![t-report](t-report.png)", "| x | kind | value | seeds |",
-                 "| CD25, 500 hidden units", "-87.00", "k=3): not in this experiment's grid", "-160.50 ± 0.707 (n=2)"):
+                 "| CD25, 500 hidden units", "-87.00", "k=3): not in this experiment's grid", "-160.50 ± 0.71 (n=2)"):
         assert text in md, text
 
 
@@ -316,3 +316,29 @@ def test_listing_experiments_does_not_load_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     count, loaded = out.split()
     assert int(count) >= 7 and loaded == "False"
+
+
+def test_table_headers_from_a_dict_and_compact_numbers(tmp_path):
+    from thermolearn.experiments.registry import table_headers
+    from thermolearn.experiments.report import fmt
+
+    assert table_headers(["a", "b"]) == {"a": "a", "b": "b"}
+    for bad in ({"a": ""}, {"": "x"}, ["a", "a"], "a"):
+        with pytest.raises((ValueError, TypeError), match="table"):
+            table_headers(bad)
+    assert [fmt(x) for x in (1234567.0, -86.3412, 0.070712, 3e-5, 0.0, 12, 3 * 10**7)] == \
+        ["1.23e6", "-86.34", "0.0707", "3.00e-5", "0", "12", "3.00e7"]
+    _exp("t-headers", {"x": [1, 2], "sleep": [0.0]}, seeds=[0, 1],
+         table={"sleep": "pause (s)", "value": "value v (units)", "kind": "record kind"})
+    db = tmp_path / "r.sqlite"
+    with Store(db) as store:
+        for x in (1, 2):
+            for seed in (0, 1):
+                store.put(PointResult("t-headers", {"x": x, "sleep": 0.0}, seed, "done",
+                                      records=_selftest.value({"x": x, "sleep": 0.0, "seed": seed})))
+    md = make_report(db, tmp_path / "rep").markdown.read_text()
+    # x varies: shown under its own name; sleep does not vary but the table names it
+    assert "| x | pause (s) | record kind | value v (units) | seeds |" in md
+    v = [_selftest.deterministic_value(1, s) for s in (0, 1)]
+    mean, sd = np.mean(v), np.std(v, ddof=1)
+    assert f"| 1 | 0 | a | {fmt(float(mean))} ± {fmt(float(sd), digits=2)} | 2 |" in md

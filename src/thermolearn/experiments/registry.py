@@ -82,7 +82,11 @@ class Experiment:
     anchors : published values shown beside the measurements in the report.
     plot : optional function(records, fig) drawing on a matplotlib Figure; ``records`` are the
         flattened records (grid parameters, "seed" and the record's own fields).
-    table : record keys shown in the report's table (mean ± sd over seeds per grid point).
+    table : what the report's table shows: a list of record keys, or a dict {record key:
+        header}, the header naming the quantity and its unit, e.g. {"exact_test_ll": "exact test
+        log-lik. (nats)"}. Numeric keys are shown as mean ± sd over seeds per grid point; a grid
+        parameter named here is shown as a column of its own (under its header) even when it does
+        not vary. Stored as a dict (a list gives each key as its own header).
     hidden : not part of ``all`` (test and benchmark experiments).
     """
 
@@ -96,7 +100,7 @@ class Experiment:
     expected_seconds: tuple = (None, None)
     anchors: list = field(default_factory=list)
     plot: Optional[Callable] = None
-    table: list = field(default_factory=list)
+    table: Union[list, dict] = field(default_factory=dict)
     hidden: bool = False
 
     def __post_init__(self):
@@ -104,6 +108,7 @@ class Experiment:
             raise ValueError(f"name: expected a non-empty name without spaces, got {self.name!r}")
         if not callable(self.run):
             raise TypeError(f"run: expected a function params -> list of dicts, got {self.run!r}")
+        self.table = table_headers(self.table)
         for quick in (False, True):
             expand(self.grid_for(quick))                      # validates the grids early
             for s in self.seeds_for(quick):
@@ -137,6 +142,35 @@ class Experiment:
         if fixed:
             text += "; fixed " + ", ".join(f"{k}={values[k][0]}" for k in keys if len(values[k]) == 1)
         return text
+
+
+def table_headers(table) -> dict[str, str]:
+    """``Experiment.table`` as {record key: header}: a list gives each key as its own header.
+
+    >>> table_headers(["a", "b"])
+    {'a': 'a', 'b': 'b'}
+    >>> table_headers({"ll": "test log-lik. (nats)"})
+    {'ll': 'test log-lik. (nats)'}
+    """
+    if table is None:
+        return {}
+    if isinstance(table, dict):
+        items = list(table.items())
+    elif isinstance(table, (list, tuple)):
+        items = [(k, k) for k in table]
+    else:
+        raise TypeError(f"table: expected a list of record keys or a dict {{key: header}}, got "
+                        f"{type(table).__name__}")
+    out: dict[str, str] = {}
+    for key, header in items:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"table: record keys must be non-empty strings, got {key!r}")
+        if not isinstance(header, str) or not header.strip():
+            raise ValueError(f"table[{key!r}]: the header must be a non-empty string, got {header!r}")
+        if key in out:
+            raise ValueError(f"table: the key {key!r} is given twice")
+        out[key] = header
+    return out
 
 
 def follows(points, key, other) -> bool:

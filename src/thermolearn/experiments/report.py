@@ -56,27 +56,43 @@ class Section:
     plot_error: Optional[str] = None
 
 
-def fmt(x) -> str:
-    """A number for a table: 2 decimals from 1 up, 3 significant digits below."""
+def fmt(x, digits: int = 3) -> str:
+    """A number for a table, compact: 2 decimals from 1 to 10^4, ``digits`` significant digits
+    below 1, powers of ten (``1.23e5``) from 10^4 on (10^6 for integers) and below 10^-3."""
     if x is None:
         return ""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return str(x)
     if isinstance(x, int):
-        return str(x)
+        return str(x) if abs(x) < 10**6 else _sci(x, digits)
     if not math.isfinite(x):
         return str(x)
-    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return _sci(x, digits)
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.{digits}g}"
 
 
-def summarize(values) -> str:
-    """'mean ± sd (n)' of numbers (NaN and None dropped); '' when there are none."""
+def _sci(x, digits: int) -> str:
+    """1.23e5 rather than 1.23e+05."""
+    mantissa, _, exponent = f"{x:.{digits - 1}e}".partition("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def summarize(values, expected: Optional[int] = None) -> str:
+    """'mean ± sd' of numbers (NaN and None dropped; the sd to 2 significant digits), with
+    '(n=k)' when k differs from ``expected`` (the number of seeds); '' when there are none."""
     xs = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     if not xs:
         return ""
     if len(xs) == 1:
-        return fmt(float(xs[0]))
-    return f"{fmt(statistics.fmean(xs))} ± {fmt(statistics.stdev(xs))} (n={len(xs)})"
+        text = fmt(xs[0] if isinstance(xs[0], int) else float(xs[0]))
+    else:
+        text = f"{fmt(statistics.fmean(xs))} ± {fmt(statistics.stdev(xs), digits=2)}"
+    if expected is not None and len(xs) != expected:
+        text += f" (n={len(xs)})"
+    return text
 
 
 def _numeric_keys(records) -> list[str]:
@@ -92,33 +108,39 @@ _BOOKKEEPING = {"experiment", "point", "seed", "record", "point_seconds", "packa
 
 
 def _table(exp, records) -> tuple[list[str], list[list[str]]]:
-    """Rows: one per (parameter point, record index); parameters that vary, string fields of
-    the records, then the metrics as mean ± sd over seeds."""
+    """Rows: one per (parameter point, record index); the parameters that vary (or that the
+    experiment's ``table`` names), the string fields of the records, then the metrics as
+    mean ± sd over seeds. Column headers come from the experiment's ``table``."""
     if not records:
         return [], []
+    headers = dict(exp.table) if exp is not None else {}
     params = _param_keys(exp, records)
-    metrics = list(exp.table) if exp is not None and exp.table else \
-        [k for k in _numeric_keys(records) if k not in _BOOKKEEPING and k not in params][:MAX_DEFAULT_METRICS]
+    labels = [k for k in _string_keys(records) if k not in params and k not in _BOOKKEEPING]
+    if headers:
+        metrics = [k for k in headers if k not in params and k not in labels]
+    else:
+        metrics = [k for k in _numeric_keys(records)
+                   if k not in _BOOKKEEPING and k not in params][:MAX_DEFAULT_METRICS]
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["point"], r["record"]), []).append(r)
     order = _point_order(exp)
     keys = sorted(groups, key=lambda g: (order.get(g[0], len(order)), g[0], g[1]))
     firsts = [groups[g][0] for g in keys]
-    varying: list[str] = []       # parameters that vary and do not follow from one shown before
+    shown: list[str] = []       # parameters named in the table, or varying and not following another
     for p in params:
-        if len({canonical({p: r.get(p)}) for r in firsts}) > 1 and \
-                not any(registry.follows(firsts, p, q) for q in varying):
-            varying.append(p)
-    labels = [k for k in _string_keys(records) if k not in params and k not in _BOOKKEEPING]
-    columns = varying + labels + metrics + ["seeds"]
+        if p in headers or (len({canonical({p: r.get(p)}) for r in firsts}) > 1
+                            and not any(registry.follows(firsts, p, q) for q in shown)):
+            shown.append(p)
+    columns = [headers.get(k, k) for k in shown + labels + metrics] + ["seeds"]
     rows = []
     for g in keys:
         rs = groups[g]
-        row = [fmt(rs[0].get(p)) for p in varying]
+        seeds = len({r["seed"] for r in rs})
+        row = [fmt(rs[0].get(p)) for p in shown]
         row += [" / ".join(sorted({str(r.get(k)) for r in rs if r.get(k) is not None})) for k in labels]
-        row += [summarize(r.get(m) for r in rs) for m in metrics]
-        row.append(str(len(rs)))
+        row += [summarize((r.get(m) for r in rs), expected=seeds) for m in metrics]
+        row.append(str(seeds))
         rows.append(row)
     return columns, rows
 
@@ -157,8 +179,10 @@ def _point_order(exp) -> dict[str, int]:
 def _anchor_rows(exp, records) -> list[list[str]]:
     rows = []
     for a in (exp.anchors if exp is not None else []):
-        matching = [r for r in records if a.matches(r) and r.get(a.metric) is not None]
-        measured = summarize(r[a.metric] for r in matching) or _not_measured(exp, a)
+        values = [r[a.metric] for r in records if a.matches(r) and r.get(a.metric) is not None]
+        measured = summarize(values)
+        measured = (measured + (f" (n={len(values)})" if len(values) > 1 else "")) if measured \
+            else _not_measured(exp, a)
         rows.append([a.label, a.metric, a.value_text(), measured, a.source])
     return rows
 
@@ -297,27 +321,33 @@ def _markdown(sections, title, stamp, db) -> str:
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.table { max-width: 100%; overflow-x: auto; margin: 0.5em 0 1.5em; }
+table { border-collapse: collapse; font-size: 0.8em; line-height: 1.25; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; font-weight: 600; white-space: normal; overflow-wrap: anywhere;
+     min-width: 4em; max-width: 11em; }
+td { overflow-wrap: anywhere; max-width: 28em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; overflow-wrap: normal; }
 img { max-width: 100%; border: 1px solid #eee; }
 .meta { color: #666; font-size: 0.85em; }
 .failed { color: #a00; }
 """
 
+_NUMBER = re.compile(r"^-?(\d|inf|nan)")
+
 
 def _html_table(columns, rows) -> str:
+    """A table in a block that scrolls sideways rather than running off the page."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = []
     for row in rows:
         cells = []
         for cell in row:
             text = str(cell)
-            num = re.match(r"-?\d", text) is not None
+            num = _NUMBER.match(text) is not None and " / " not in text and len(text) < 40
             cells.append(f"<td{' class=num' if num else ''}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class=table><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def _html(sections, title, stamp, db) -> str:
