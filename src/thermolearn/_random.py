@@ -21,10 +21,30 @@ try:  # numba is a dependency, but keep the library importable without it
     from numba import njit, prange
 except ImportError:  # pragma: no cover
     njit = None
+    prange = range
 
 
 PARALLEL_MIN_SIZE = 2**15
 """Arrays smaller than this are sampled by one thread: waking the thread pool costs more."""
+
+
+def xorshift_next(state, r):  # pragma: no cover - compiled
+    """One step of xorshift128+ (Vigna 2017, shifts 23, 17, 26) on row ``r`` of ``state``
+    (uint64, shape (streams, 2)), advanced in place; returns the next uint64 output.
+
+    The one generator of the library's numba kernels (the Bernoulli sampler here and the
+    annealing kernel of thermolearn.binary.rsa): a kernel draws from stream r with
+    ``xorshift_next(state, r)``; uniform floats come from the top bits (24 for float32, 53 for
+    float64). A state of two zero words is a fixed point and must not be used.
+    """
+    a = state[r, 0]
+    b = state[r, 1]
+    state[r, 0] = b
+    a ^= a << np.uint64(23)
+    a ^= a >> np.uint64(17)
+    a ^= b ^ (b >> np.uint64(26))
+    state[r, 1] = a
+    return a + b
 
 
 def _fill(out, p, state):  # pragma: no cover - compiled
@@ -33,30 +53,21 @@ def _fill(out, p, state):  # pragma: no cover - compiled
     n_streams = state.shape[0]
     chunk = (n + n_streams - 1) // n_streams
     for s in prange(n_streams):
-        x0 = state[s, 0]
-        x1 = state[s, 1]
         lo = s * chunk
         hi = min(n, lo + chunk)
+        st = state[s:s + 1].copy()          # a private copy: no false sharing between threads
         for i in range(lo, hi):
-            a = x0
-            b = x1
-            x0 = b
-            a ^= a << np.uint64(23)
-            a ^= a >> np.uint64(17)
-            a ^= b ^ (b >> np.uint64(26))
-            x1 = a
-            u = np.float32((a + b) >> np.uint64(40)) * np.float32(1.0 / 16777216.0)
+            u = np.float32(xorshift_next(st, 0) >> np.uint64(40)) * np.float32(1.0 / 16777216.0)
             out[i] = np.float32(1.0) if u < p[i] else np.float32(0.0)
-        state[s, 0] = x0
-        state[s, 1] = x1
+        state[s, 0] = st[0, 0]
+        state[s, 1] = st[0, 1]
 
 
 if njit is not None:
+    xorshift_next = njit(inline="always", cache=True, nogil=True)(xorshift_next)
     # the same streams either way, so serial and parallel give identical samples
     _kernel_serial = njit(cache=True, nogil=True)(_fill)
     _kernel_parallel = njit(parallel=True, cache=True, nogil=True)(_fill)
-else:  # pragma: no cover
-    prange = range
 
 
 class BernoulliSampler:
