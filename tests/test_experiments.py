@@ -1,8 +1,6 @@
 """Experiments: registry, SQLite store, Dask runner (real loopback cluster), kill -9 and resume,
-report, CSV export, command line, and one real quick RBM point."""
+report, and one real quick RBM point (the commands: test_experiments_cli.py)."""
 
-import csv
-import io
 import json
 import logging
 import os
@@ -261,31 +259,43 @@ def test_report_png_html_markdown_with_sources(tmp_path):
         assert text in md, text
 
 
-def test_csv_export_one_row_per_record(tmp_path):
-    db = tmp_path / "r.sqlite"
-    with Store(db) as store:
-        for x in (1, 2):
-            store.put(PointResult("e", {"x": x, "s": "a,b"}, 7, "done", records=[{"v": x, "kind": "a"}, {"v": -x}]))
-        store.put(PointResult("e", {"x": 3, "s": ""}, 7, "failed", error="boom"))
-    out = tmp_path / "out.csv"
-    r = cli.invoke(app, ["results", "export", "--db", str(db), "--format", "csv", "--output", str(out)])
-    assert r.exit_code == 0, r.output
-    rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(rows) == 4
-    assert list(rows[0])[:6] == ["experiment", "point", "seed", "s", "x", "record"]   # parameters sorted
-    assert rows[0]["s"] == "a,b" and rows[1]["v"] == "-1" and rows[1]["kind"] == "" and rows[3]["seed"] == "7"
-    assert cli.invoke(app, ["results", "export", "--db", str(db), "--format", "json"]).exit_code == 2
-    r = cli.invoke(app, ["report", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "rep")])
-    assert r.exit_code == 2 and "no results database" in r.output and not (tmp_path / "rep").exists()
+def test_store_refuses_foreign_and_non_sqlite_files_and_reads_read_only(tmp_path):
+    from thermolearn.errors import StoreError
+    from thermolearn.experiments.store import APPLICATION_ID, inspect, open_store
 
-
-def test_cli_list_and_unknown_name(tmp_path):
-    r = cli.invoke(app, ["experiments", "list"])
-    assert r.exit_code == 0, r.output
-    for text in ("rbm-small-exact", "rbm-mnist-likelihood", "--quick", "min"):
-        assert text in r.output
-    r = cli.invoke(app, ["reproduce", "no-such-thing", "--db", str(tmp_path / "x.sqlite")])
-    assert r.exit_code == 2 and "unknown experiment" in r.output
+    text = tmp_path / "notes.sqlite"
+    text.write_bytes(b"not a database at all\n" * 10)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    conn.close()
+    for path, message in ((text, "not an SQLite database"), (other, "another program's SQLite database")):
+        before = path.read_bytes()
+        for readonly in (False, True):
+            with pytest.raises(StoreError, match=message):
+                Store(path, readonly=readonly)
+        assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["notes.sqlite", "other.sqlite"]
+    with pytest.raises(FileNotFoundError):
+        open_store(tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+    # an empty file becomes a results database, marked in its header from the first write on
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    assert inspect(empty) == "empty"
+    with Store(empty) as store:
+        assert inspect(empty) == "results"
+        assert int.from_bytes(empty.read_bytes()[68:72], "big") == APPLICATION_ID
+        store.put(PointResult("e", {"x": 1}, 0, "done", records=[{"v": 1}]))
+        with open_store(empty) as reader:                 # while the writer is open (WAL shared)
+            assert reader.experiments() == ["e"]
+    data = empty.read_bytes()
+    with open_store(empty) as reader:
+        assert reader.results()[0].records == [{"v": 1}]
+        with pytest.raises(StoreError, match="read-only"):
+            reader.put(PointResult("e", {"x": 2}, 0, "done", records=[]))
+        with pytest.raises(ValueError, match="experiment: 'nope' not in .*stored: e"):
+            reader.export_csv(experiment="nope")
+    assert empty.read_bytes() == data and not (tmp_path / "empty.sqlite-wal").exists()
 
 
 # -- the real RBM experiment, one quick point, no Dask ------------------------------------------

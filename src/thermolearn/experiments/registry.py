@@ -260,7 +260,7 @@ def get(name: str) -> Experiment:
     _load_modules()
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise ValueError(f"unknown experiment {name!r}; known: {known}")
+        raise ValueError(f"unknown experiment {name!r}; expected one of: {known}")
     return _REGISTRY[name]
 
 
@@ -274,9 +274,15 @@ def all_experiments(include_hidden: bool = False) -> list[Experiment]:
 
 
 def resolve(names) -> list[Experiment]:
-    """Experiments for command-line names; ``all`` means every visible one. No duplicates."""
+    """Experiments for command-line names; ``all`` means every visible one. No duplicates; an
+    unknown name is a ValueError listing the valid ones."""
     out: list[Experiment] = []
     for name in names:
+        if name != "all":
+            try:
+                get(name)
+            except ValueError as exc:
+                raise ValueError(f"{exc}, or 'all'") from None
         for exp in (all_experiments() if name == "all" else [get(name)]):
             if exp not in out:
                 out.append(exp)

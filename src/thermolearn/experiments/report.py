@@ -25,7 +25,7 @@ from typing import Optional
 
 from . import registry
 from .registry import canonical, format_seconds
-from .store import open_store
+from .store import check_experiments, open_store
 
 MAX_DEFAULT_METRICS = 8
 
@@ -239,9 +239,11 @@ def _draw(exp, records, path: Path) -> Optional[str]:
 
 
 def build_sections(db, out_dir: Path, names=None) -> list[Section]:
+    """The sections of the named experiments (default: every one stored), plots drawn into
+    ``out_dir``. The database is opened read-only; an unknown name is a ValueError."""
     sections = []
     with open_store(db) as store:
-        for name in (names or store.experiments()):
+        for name in check_experiments(store, names) if names else store.experiments():
             results = store.results(name)
             done = [r for r in results if r.status == "done"]
             failed = [r for r in results if r.status == "failed"]
@@ -269,8 +271,16 @@ def build_sections(db, out_dir: Path, names=None) -> list[Section]:
 
 
 def make_report(db, out_dir, names=None, title: str = "thermolearn results") -> ReportFiles:
-    """Write ``out_dir``/index.html, ``out_dir``/report.md and one PNG per experiment."""
-    open_store(db).close()                      # a missing database: an error, no empty folder
+    """Write ``out_dir``/index.html, ``out_dir``/report.md and one PNG per experiment.
+
+    The database is only read (opened with ``mode=ro``). A missing database is a
+    FileNotFoundError, one that is not a thermolearn results database a StoreError, a name in
+    ``names`` with no stored rows a ValueError listing the stored ones; in each case before
+    anything is written.
+    """
+    with open_store(db) as store:               # the errors above, before the folder is made
+        if names:
+            check_experiments(store, names)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = build_sections(db, out_dir, names)

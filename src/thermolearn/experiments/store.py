@@ -12,6 +12,12 @@ the variant (full/quick), and where it ran: host, device, package version, git c
 package is a git checkout) and the versions of python, torch, numpy and dask.
 
 The file can be read while a sweep writes to it (``thermolearn report`` during a run).
+
+A results database is marked as thermolearn's by SQLite's ``application_id`` header field
+(:data:`APPLICATION_ID`, written before anything else). Nothing here writes to a file that is
+not SQLite or that is another program's SQLite database (a :class:`~thermolearn.errors.StoreError`
+instead), and readers (:func:`open_store`) open the file read-only (``mode=ro``) and never
+create one.
 """
 
 from __future__ import annotations
@@ -25,9 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..errors import StoreError
 from .registry import canonical
 
 SCHEMA_VERSION = 1
+APPLICATION_ID = 0x544C524E          # "TLRN": PRAGMA application_id of a thermolearn results database
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 ENV_KEYS = ("host", "device", "package_version", "git_commit", "python", "torch", "numpy", "dask")
 
 _SCHEMA = """
@@ -88,22 +97,100 @@ class PointResult:
     attempts: int = 1
 
 
-class Store:
-    """A results database. ``Store(path)`` creates the file (and its folder) when missing."""
+def inspect(path) -> str:
+    """What ``path`` is, read from its 100-byte SQLite header without opening it as a database:
+    ``"missing"``, ``"empty"`` (no bytes, or an SQLite file with no tables) or ``"results"`` (a
+    thermolearn results database). A StoreError for anything else: a folder, a file that is not
+    SQLite, another program's SQLite database, a results database of a newer schema."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a results database")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not header:
+        return "empty"
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{path} is not an SQLite database (file is not a database); "
+                         "give a thermolearn results file or a new file name")
+    application_id = int.from_bytes(header[68:72], "big", signed=True)
+    version = int.from_bytes(header[60:64], "big", signed=True)
+    if application_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path}: results database of schema {version}, newer than this "
+                             f"thermolearn ({SCHEMA_VERSION}); upgrade thermolearn")
+        return "results"
+    tables = _tables(path)
+    if application_id == 0 and not tables:
+        return "empty"
+    what = f"tables: {', '.join(tables[:6])}{', ...' if len(tables) > 6 else ''}" if tables else "no tables"
+    raise StoreError(f"{path} is another program's SQLite database ({what}; no thermolearn marker); "
+                     "thermolearn leaves it alone: give a new file name")
 
-    def __init__(self, path):
+
+def _tables(path: Path) -> list[str]:
+    """Names of the tables of an SQLite file, read through a read-only connection."""
+    try:
+        conn = sqlite3.connect(_read_only_uri(path), uri=True)
+        try:
+            return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a readable SQLite database ({exc})") from exc
+
+
+def _read_only_uri(path: Path) -> str:
+    """``mode=ro``; also ``immutable=1`` when no connection has the file open (no ``-wal`` file
+    beside it), so that reading creates no ``-wal`` / ``-shm`` files next to a database that no
+    one is writing. While a sweep writes (its ``-wal`` exists) the reader shares its WAL."""
+    path = Path(path).resolve()
+    idle = not Path(f"{path}-wal").exists()
+    return path.as_uri() + ("?mode=ro&immutable=1" if idle else "?mode=ro")
+
+
+class Store:
+    """A results database.
+
+    ``Store(path)`` opens it for writing: a missing file (and its folder) or an empty one is
+    created as a results database; a file that is not SQLite, or another program's database,
+    is a StoreError and is not touched. ``Store(path, readonly=True)`` (see :func:`open_store`)
+    opens an existing results database read-only (``mode=ro``): FileNotFoundError when the
+    file is missing, StoreError when it is not a results database; nothing is ever created.
+    """
+
+    def __init__(self, path, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
+        kind = inspect(self.path)
+        if readonly:
+            if kind == "missing":
+                raise FileNotFoundError(f"{self.path}: no results database (run `thermolearn reproduce` first)")
+            if kind == "empty":
+                raise StoreError(f"{self.path} is empty, not a results database")
+            self._conn = self._connect(_read_only_uri(self.path), uri=True)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        self._conn = self._connect(self.path)
+        if kind != "results":
+            # mark the file first, in rollback-journal mode, so that the marker is in the file's
+            # header (where inspect() reads it) before any row exists
+            self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")   # a committed row survives power loss too
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: results database of schema {version}, newer than this "
-                             f"thermolearn ({SCHEMA_VERSION}); upgrade thermolearn")
         with self._conn:
             self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _connect(self, target, uri: bool = False) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(target, timeout=60.0, isolation_level=None, uri=uri)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -122,6 +209,8 @@ class Store:
 
     def put(self, r: PointResult) -> bool:
         """Store one result in its own transaction; False when the point was already done."""
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
         if r.status not in ("done", "failed"):
             raise ValueError(f"status: expected 'done' or 'failed', got {r.status!r}")
         values = (r.experiment, canonical(r.point), int(r.seed), r.status,
@@ -174,6 +263,8 @@ class Store:
     def export_csv(self, out=None, experiment: Optional[str] = None) -> str:
         """Write the flattened records as CSV to ``out`` (a path or a text file); return the text
         when ``out`` is None. One CSV row per record; columns are the union over all records."""
+        if experiment is not None:
+            check_experiments(self, [experiment])
         records = self.records(experiment)
         columns: list[str] = []
         for rec in records:
@@ -215,10 +306,19 @@ def _cell(v):
 
 
 def open_store(path) -> Store:
-    """Open an existing results database (FileNotFoundError when missing; no file is created)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no results database (run `thermolearn reproduce` first)")
-    return Store(path)
+    """Open an existing results database read-only: FileNotFoundError when it is missing,
+    StoreError when it is not a thermolearn results database; nothing is created or written."""
+    return Store(path, readonly=True)
+
+
+def check_experiments(store: Store, names) -> list[str]:
+    """``names`` when every one has rows in the store; a ValueError listing the stored ones."""
+    stored = store.experiments()
+    unknown = [n for n in names if n not in stored]
+    if unknown:
+        raise ValueError(f"experiment: {', '.join(map(repr, unknown))} not in {store.path}; stored: "
+                         f"{', '.join(stored) or 'none'}")
+    return list(names)
 
 
 def split_points(store: Store, experiment: str, points: Iterable[tuple[dict, int]], retry_failed: bool):
