@@ -1,7 +1,8 @@
 """Landscape diagnostics for binary networks: the local energy around a solution.
 
-Spec: shared/specs/replicas.md, "Continuous networks", item "Flatness to report": for binary
-weights, the local energy is the training error after flipping a fraction p of the weights.
+For binary weights the local energy is the training error after flipping a random fraction p of
+the weights (Baldassi et al., PNAS 2016; Baldassi, Ingrosso, Lucibello, Saglietti, Zecchina,
+PRL 115, 128101 (2015), for the dense regions it probes).
 Solutions in dense (wide, flat) regions keep a low error for small p; isolated solutions lose it
 immediately. Comparing curves of several solvers (fBP, replicated SGD, replicated SA against their
 non-interacting baselines) is the flatness measurement of Baldassi et al., PNAS 2016.
@@ -10,21 +11,21 @@ For each fraction p the diagnostic flips exactly k = round(p * n_weights) weight
 uniformly without replacement and independently for each of ``draws`` draws, and counts the
 fraction of misclassified training patterns with :func:`thermolearn.binary.models.errors`. All
 draws of one fraction are evaluated at once as a batch of networks (in chunks that bound memory).
+The result is the library's one flatness type, :class:`thermolearn.results.LocalEnergy`
+(``kind="flip"``, ``metric="error"``; standard deviations with ddof = 1).
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .._numerics import check_int, check_reals
+from ..results import LocalEnergy
 from ..seeding import as_generator
 from .models import Architecture, _check_K, as_pm1, check_training_set, errors
 
-__all__ = ["DEFAULT_FRACTIONS", "LocalEnergy", "local_energy"]
+__all__ = ["DEFAULT_FRACTIONS", "flip_counts", "local_energy"]
 
 DEFAULT_FRACTIONS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -32,40 +33,11 @@ DEFAULT_FRACTIONS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 _CHUNK_WEIGHTS = 1 << 22
 
 
-@dataclass
-class LocalEnergy:
-    """The local energy of one network (see :func:`local_energy`).
-
-    fractions : (F,) the requested fractions p. flips : (F,) the number of weights flipped per
-    draw, round(p * n_weights). mean, std : (F,) mean and standard deviation (over draws, ddof 0)
-    of the training error fraction. errors : (F, draws) the raw error fractions, one per draw.
-    n_weights : number of binary weights; n_patterns : M; base_errors : misclassified patterns of
-    the unperturbed network (a count, not a fraction).
-    """
-
-    fractions: np.ndarray
-    flips: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    errors: np.ndarray
-    n_weights: int
-    n_patterns: int
-    base_errors: int
-    draws: int = field(init=False)
-
-    def __post_init__(self):
-        self.draws = int(self.errors.shape[1])
-
-    @property
-    def sem(self) -> np.ndarray:
-        """Standard error of the mean error fraction, std / sqrt(draws - 1) (0 for one draw)."""
-        return self.std / math.sqrt(self.draws - 1) if self.draws > 1 else np.zeros_like(self.std)
-
-    def as_dict(self) -> dict:
-        """JSON-ready lists: fractions, flips, mean, std, n_weights, n_patterns, base_errors, draws."""
-        return {"fractions": self.fractions.tolist(), "flips": self.flips.tolist(),
-                "mean": self.mean.tolist(), "std": self.std.tolist(), "n_weights": self.n_weights,
-                "n_patterns": self.n_patterns, "base_errors": self.base_errors, "draws": self.draws}
+def flip_counts(fractions, n_weights: int) -> np.ndarray:
+    """The number of weights :func:`local_energy` flips per draw for each fraction p:
+    round(p * n_weights), half to even (as Python's round), int64."""
+    p = check_reals(fractions, "fractions", 0.0, 1.0)
+    return np.rint(p * check_int(n_weights, "n_weights")).astype(np.int64)
 
 
 def _network(W, N: int, K: int, tree) -> tuple[torch.Tensor, Architecture]:
@@ -111,8 +83,11 @@ def local_energy(W, X, y, K: int = 1, fractions=DEFAULT_FRACTIONS, draws: int = 
         depend on the device of W.
     tree : None reads the layout from the shape of W; True / False also checks it.
 
-    Returns a :class:`LocalEnergy` (mean, std and raw error fractions per fraction). The
-    computation runs on W's device (X and y are moved there).
+    Returns a :class:`thermolearn.results.LocalEnergy`: sizes = the fractions, kind "flip",
+    metric "error", values (F, draws) the training error fractions (misclassified / M), base the
+    error fraction of W itself; mean, std (ddof 1) and sem per fraction. The number of weights
+    flipped per draw is :func:`flip_counts` (fractions, n_weights). The computation runs on W's
+    device (X and y are moved there).
     """
     K = _check_K(K)
     draws = check_int(draws, "draws")
@@ -126,7 +101,7 @@ def local_energy(W, X, y, K: int = 1, fractions=DEFAULT_FRACTIONS, draws: int = 
     X, y = X.to(dev), y.to(dev)
     n_w = arch.n_weights
     flat = W.reshape(n_w)
-    flips = np.rint(p * n_w).astype(np.int64)        # round half to even, as Python's round
+    flips = flip_counts(p, n_w)
     g = as_generator(seed)
     chunk = max(1, min(draws, _CHUNK_WEIGHTS // max(n_w, M * K)))   # weights and fields per chunk
     out = np.empty((p.size, draws), dtype=np.float64)
@@ -146,5 +121,4 @@ def local_energy(W, X, y, K: int = 1, fractions=DEFAULT_FRACTIONS, draws: int = 
             sign.scatter_(1, idx, -1)
             batch = (flat.unsqueeze(0) * sign.to(dev)).reshape((b,) + arch.weight_shape)
             out[j, start:start + b] = errors(batch, X, y, K).cpu().numpy() / M
-    return LocalEnergy(fractions=p, flips=flips, mean=out.mean(1), std=out.std(1), errors=out,
-                       n_weights=n_w, n_patterns=M, base_errors=base)
+    return LocalEnergy(sizes=p, kind="flip", metric="error", values=out, base=base / M)

@@ -8,8 +8,6 @@ References
 * A. Braunstein, R. Zecchina, "Learning by message passing in networks of discrete synapses",
   Phys. Rev. Lett. 96, 030201 (2006) -- reinforced BP (the gamma -> infinity limit below).
 
-Spec: shared/specs/replicas.md, "Focusing belief propagation (fBP)".
-
 Model
 -----
 Weights w_ki in {-1, +1} (k = 1..K hidden units, K odd; i = 1..n inputs of unit k: n = N fully
@@ -55,10 +53,15 @@ Focusing factor and protocols (both forms)
   used as the field atanh(u*). For gamma = inf this is the reinforced-BP field (y - 1) Hs_ki.
 * damping in field space: new = damping * old + (1 - damping) * update (factor fields or, in the
   large-N form, Hs; and the focusing fields).
-* protocols (each step iterates to a change < tol or max_iters sweeps, then tests sign(m)):
-  "pseudo-reinforcement": rho_k = k / steps, gamma = atanh(sqrt(rho)), y = (2 - rho)/(1 - rho);
-  "standard": gamma = inf, y = 1/(1 - x), x = k / steps; "scoping": fixed y = ``scoping_y``,
-  gamma = atanh(sqrt(rho_k)); or a list of (gamma, y) pairs (gamma may be ``math.inf``).
+* protocol: ``steps`` protocol steps t = 0, 1, ..., each with a coupling gamma(t) and a number
+  of replicas y(t) = ``replicas(t)``, both numbers or schedules of the protocol-step clock
+  (:mod:`thermolearn.schedules`; gamma may be ``math.inf``); each step iterates to a change
+  < tol or ``max_iter`` sweeps, then tests sign(m). The named protocols of Baldassi et al.
+  (PNAS 2016), as :class:`~thermolearn.schedules.Table` schedules (:func:`protocol_schedules`),
+  with rho_t = t / steps:
+  "pseudo-reinforcement": gamma = atanh(sqrt(rho)), y = (2 - rho)/(1 - rho);
+  "standard": gamma = inf, y = 1/(1 - rho);
+  "scoping": gamma = atanh(sqrt(rho)), y = 7 (pass ``replicas=`` for another constant).
 
 Per-step observables (history)
 ------------------------------
@@ -88,12 +91,14 @@ import time
 import torch
 
 from .._numerics import check_int, check_real
+from ..schedules import Table, as_schedule, describe
 from ..seeding import as_generator
+from ._progress import bar
 from .models import check_problem, energy, errors
 from .result import SolverResult
 
-__all__ = ["focusing_bp", "log_H", "perceptron_messages", "factor_messages", "bethe_free_entropy",
-           "protocol_schedule"]
+__all__ = ["PROTOCOLS", "focusing_bp", "log_H", "perceptron_messages", "factor_messages",
+           "bethe_free_entropy", "protocol_schedules"]
 
 def log_H(z: torch.Tensor) -> torch.Tensor:
     """log H(z) with H(z) = erfc(z / sqrt 2) / 2 = Phi(-z), stable for all z (log_ndtr)."""
@@ -268,26 +273,53 @@ def bethe_free_entropy(U: torch.Tensor, log_z: torch.Tensor, Hs: torch.Tensor, g
 # Protocols
 # ---------------------------------------------------------------------------------------------
 
-def protocol_schedule(protocol, steps: int, scoping_y: float = 7.0) -> list[tuple[float, float]]:
-    """The list of (gamma, y) pairs of a protocol name (see the module docstring) or list."""
-    if isinstance(protocol, str):
-        steps = check_int(steps, "steps")
-        ks = range(steps)
-        if protocol == "pseudo-reinforcement":
-            return [(math.atanh(math.sqrt(k / steps)), (2 - k / steps) / (1 - k / steps)) for k in ks]
-        if protocol == "standard":
-            return [(math.inf, 1.0 / (1.0 - k / steps)) for k in ks]
-        if protocol == "scoping":
-            return [(math.atanh(math.sqrt(k / steps)), float(scoping_y)) for k in ks]
-        raise ValueError(f"protocol: expected 'pseudo-reinforcement', 'standard', 'scoping' or a list "
-                         f"of (gamma, y) pairs, got {protocol!r}")
-    try:
-        sched = [(float(g), float(yy)) for g, yy in protocol]
-    except (TypeError, ValueError):
-        raise ValueError(f"protocol: expected a protocol name or a list of (gamma, y) pairs, "
-                         f"got {protocol!r}") from None
-    if not sched or any(not (g >= 0) or not (yy >= 1) or not math.isfinite(yy) for g, yy in sched):
-        raise ValueError(f"protocol: every (gamma, y) pair needs gamma >= 0 and finite y >= 1, got {sched!r}")
+PROTOCOLS = ("pseudo-reinforcement", "standard", "scoping")
+
+
+def protocol_schedules(protocol: str, steps: int) -> tuple[Table, Table]:
+    """(gamma, replicas) schedules of a named protocol over ``steps`` protocol steps (module
+    docstring): :class:`~thermolearn.schedules.Table` objects of ``steps`` values each."""
+    steps = check_int(steps, "steps")
+    rho = [t / steps for t in range(steps)]
+    if protocol == "pseudo-reinforcement":
+        return Table([math.atanh(math.sqrt(r)) for r in rho]), Table([(2 - r) / (1 - r) for r in rho])
+    if protocol == "standard":
+        return Table([math.inf] * steps), Table([1.0 / (1.0 - r) for r in rho])
+    if protocol == "scoping":
+        return Table([math.atanh(math.sqrt(r)) for r in rho]), Table([7.0] * steps)
+    raise ValueError(f"protocol: expected one of {', '.join(map(repr, PROTOCOLS))} or None, got {protocol!r}")
+
+
+def _as_protocol_schedule(value, name: str):
+    """A number (math.inf allowed for gamma) or a schedule, as a callable of the protocol step."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isinf(value):
+        return lambda t: math.inf
+    return as_schedule(value, name)
+
+
+def _protocol(protocol, steps, gamma, replicas) -> list[tuple[float, float]]:
+    """The (gamma, y) of every protocol step, checked: gamma >= 0 (inf allowed), finite y >= 1."""
+    steps = check_int(steps, "steps")
+    if protocol is None:
+        missing = [n for n, v in (("gamma", gamma), ("replicas", replicas)) if v is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: protocol=None needs explicit gamma and replicas "
+                             f"(numbers or schedules)")
+        named = (None, None)
+    else:
+        named = protocol_schedules(protocol, steps)
+    g_at = _as_protocol_schedule(gamma, "gamma") if gamma is not None else named[0]
+    y_at = _as_protocol_schedule(replicas, "replicas") if replicas is not None else named[1]
+    sched = []
+    for t in range(steps):
+        g, yy = float(g_at(t)), float(y_at(t))
+        if not g >= 0:
+            raise ValueError(f"gamma: expected values >= 0 (math.inf allowed), got {g!r} at protocol step {t} "
+                             f"from {describe(gamma) if gamma is not None else protocol!r}")
+        if not (math.isfinite(yy) and yy >= 1):
+            raise ValueError(f"replicas: expected finite values >= 1, got {yy!r} at protocol step {t} "
+                             f"from {describe(replicas) if replicas is not None else protocol!r}")
+        sched.append((g, yy))
     return sched
 
 
@@ -353,23 +385,28 @@ class _Amp:
         return math.nan
 
 
-def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: float = 0.5,
-                max_iters: int = 200, tol: float = 1e-4, steps: int = 100, seed=0, device=None,
-                dtype=torch.float64, scoping_y: float = 7.0, hmax: float = 30.0,
-                init_scale: float = 0.01, tree: bool = False, messages: str = "auto",
-                free_entropy: bool = False, stop_on_solution: bool = True) -> SolverResult:
+def focusing_bp(X, y, K: int = 1, protocol: str | None = "pseudo-reinforcement", steps: int = 100,
+                gamma=None, replicas=None, damping: float = 0.5, max_iter: int = 200, tol: float = 1e-4,
+                seed=0, device=None, dtype=torch.float64, hmax: float = 30.0, init_scale: float = 0.01,
+                tree: bool = False, messages: str = "auto", free_entropy: bool = False,
+                stop_on_solution: bool = True, progress: bool = False) -> SolverResult:
     """Focusing BP on the binary perceptron (K = 1) or committee machine (equations: module docstring).
 
     Parameters
     ----------
     X : (M, N) patterns, entries +-1. y : (M,) labels +-1.
     K : odd number of hidden units (1 = perceptron); tree : tree-like committee (N/K inputs per unit).
-    protocol : "pseudo-reinforcement", "standard", "scoping" or a list of (gamma, y) pairs.
+    protocol : "pseudo-reinforcement", "standard", "scoping" (see :func:`protocol_schedules`) or
+        None; it gives the schedules of gamma and replicas that are not passed explicitly.
+    steps : number of protocol steps t = 0 .. steps - 1.
+    gamma, replicas : coupling to the reference and number of replicas y, each a number or a
+        schedule of the protocol step t (``thermolearn.schedules``; gamma may be ``math.inf``);
+        None takes the protocol's. With protocol=None both are required.
     damping : fraction of the old field kept at each update, in [0, 1).
-    max_iters : cap on the parallel sweeps per protocol step. tol : convergence threshold on
+    max_iter : cap on the parallel sweeps per protocol step. tol : convergence threshold on
         the largest change of a factor field (full form) or of g_mu (large-N form) in one sweep.
-    steps : number of protocol steps for named protocols. scoping_y : y of the "scoping" protocol.
-    seed : initial factor fields are init_scale * N(0, 1) draws from this seed (CPU generator).
+    seed : int, torch.Generator or None; the initial factor fields are init_scale * N(0, 1) draws
+        from it (CPU generator).
     device, dtype : where and in which precision messages live (float64 recommended).
     hmax : clamp for every field.
     messages : "full" (M x K x n factor fields, any K), "amp" (the large-N form: per-pattern and
@@ -379,13 +416,16 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
         (full form only, one extra sweep's work per step); otherwise they are NaN in the history.
     stop_on_solution : stop at the first step whose sign(m) has zero errors (default); False runs
         every protocol step (to scan observables against gamma and y).
+    progress : draw a progress bar over the protocol steps on standard error.
 
-    Returns a SolverResult: weights sign(m) (int8, ties -> +1; shape (N,) or (K, n)), errors,
-    energy, converged (zero errors), seconds, steps (total sweeps) and a history with one dict
-    per protocol step: gamma, y, iterations, bp_converged, delta (last change), errors,
-    polarization mean|m|, q_self mean(m^2), overlap S (replica-reference), distance (1 - S)/2,
-    replica_overlap, free_entropy and local_entropy (module docstring); the last dict also holds
-    "marginals", the final BP magnetizations m = tanh(H) as a tensor of the weights' shape.
+    Returns a SolverResult with ``step_unit`` "sweep": weights sign(m) (int8, ties -> +1; shape
+    (N,) or (K, n)), errors, energy, converged (zero errors), seconds, steps (total sweeps),
+    stop_reason ("solved" or "steps"), marginals (the final BP magnetizations m = tanh(H), the
+    weights' shape) and a history with one dict per protocol step: step (sweeps so far),
+    protocol_step, gamma, replicas (y), iterations (sweeps of this step), bp_converged, delta
+    (last change), errors, polarization mean|m|, q_self mean(m^2), overlap S
+    (replica-reference), distance (1 - S)/2, replica_overlap, free_entropy and local_entropy
+    (module docstring).
     """
     t0 = time.perf_counter()
     dev = torch.device(device) if device is not None else (
@@ -406,8 +446,8 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
                          "pass messages='full'")
     if not (isinstance(damping, (int, float)) and 0.0 <= damping < 1.0):
         raise ValueError(f"damping: expected a number in [0, 1), got {damping!r}")
-    max_iters, tol = check_int(max_iters, "max_iters"), check_real(tol, "tol")
-    sched = protocol_schedule(protocol, steps, scoping_y)
+    max_iter, tol = check_int(max_iter, "max_iter"), check_real(tol, "tol")
+    sched = _protocol(protocol, steps, gamma, replicas)
 
     Xy = Xv.to(dtype) * yv.to(dtype).unsqueeze(1)                        # (M, N) x = y xi
     g = as_generator(seed)
@@ -424,9 +464,11 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
     sweeps = 0
     W = torch.ones(arch.weight_shape, dtype=torch.int8, device=dev)
     errs = M
-    for gamma, yy in sched:
+    pbar = bar(progress, len(sched), "step", "focusing BP")
+    for t, (gamma, yy) in enumerate(sched):
         it, delta = 0, math.inf
-        for it in range(1, max_iters + 1):
+        while it < max_iter:
+            it += 1
             Hs, delta = bp.sweep(F, d)
             F = d * F + (1.0 - d) * _focusing_field(Hs, gamma, yy, hmax)
             sweeps += 1
@@ -439,13 +481,18 @@ def focusing_bp(X, y, K: int = 1, protocol="pseudo-reinforcement", damping: floa
         errs = int(errors(W, Xv, yv, K))
         S, q = _overlaps(Hs, gamma, yy)
         phi = bp.free_entropy(F, gamma, yy) if free_entropy else math.nan
-        history.append(dict(gamma=gamma, y=yy, iterations=it, bp_converged=delta < tol, delta=delta,
-                            errors=errs, polarization=float(m.abs().mean()), q_self=float((m * m).mean()),
-                            overlap=S, distance=(1.0 - S) / 2.0, replica_overlap=q,
-                            free_entropy=phi, local_entropy=phi - gamma * S if math.isfinite(gamma) else math.nan))
+        history.append(dict(step=sweeps, protocol_step=t, gamma=gamma, replicas=yy, iterations=it,
+                            bp_converged=bool(delta < tol), delta=float(delta), errors=errs,
+                            polarization=float(m.abs().mean()), q_self=float((m * m).mean()),
+                            overlap=S, distance=(1.0 - S) / 2.0, replica_overlap=q, free_entropy=phi,
+                            local_entropy=phi - gamma * S if math.isfinite(gamma) else math.nan))
+        pbar.update(1)
+        pbar.set_postfix_str(f"errors {errs}")
         if errs == 0 and stop_on_solution:
             break
-    if history:
-        history[-1]["marginals"] = m.reshape(arch.weight_shape)
+    pbar.close()
+    marginals = m.reshape(arch.weight_shape) if history else None
     return SolverResult(weights=W, errors=errs, energy=int(energy(W, Xv, yv, K)), converged=errs == 0,
-                        seconds=time.perf_counter() - t0, steps=sweeps, history=history)
+                        seconds=time.perf_counter() - t0, steps=sweeps, step_unit="sweep",
+                        stop_reason="solved" if errs == 0 else "steps", history=history,
+                        marginals=marginals)

@@ -1,6 +1,6 @@
 """Binary perceptron and binary committee machine: outputs, error counts, local-search energies.
 
-Conventions (shared/specs/replicas.md, "Models and data"; Baldassi et al., PNAS 2016):
+Conventions (Baldassi et al., PNAS 2016, "Models and data"):
 
 * weights W in {-1, +1}; patterns xi in {-1, +1}^N, one per row of X (shape (M, N)); labels y in
   {-1, +1} (shape (M,)).
@@ -16,7 +16,7 @@ Conventions (shared/specs/replicas.md, "Models and data"; Baldassi et al., PNAS 
 * Leading dimensions of W ("...") are a batch of independent networks (e.g. replicas): every
   function returns one value per network, or per network and pattern.
 
-Energy used by local search (spec, "Energy used by local search"): per pattern, the minimum
+Energy used by local search (Baldassi et al., PNAS 2016, replicated simulated annealing): per pattern, the minimum
 number of weights to flip so that the pattern is classified correctly,
 
     perceptron:  E_mu = ceil((|Delta_mu| + 1) / 2) if Delta_mu < 0 else 0,   Delta_mu = y_mu W . xi_mu
@@ -251,7 +251,7 @@ def _output_field(fields: torch.Tensor) -> torch.Tensor:
 def output(W, X, K: int = 1) -> torch.Tensor:
     """Network outputs sigma(xi_mu) = sign(sum_k sign(W_k . xi_mu)) in {-1, +1}, int8, shape (..., M).
 
-    For K = 1 this is the perceptron output sign(W . xi_mu) (spec, "Models and data").
+    For K = 1 this is the perceptron output sign(W . xi_mu).
     """
     W, X, _, arch = _prepare(W, X, K)
     return torch.sign(_output_field(_fields(W, X, arch))).to(torch.int8)
@@ -267,7 +267,7 @@ def errors(W, X, y, K: int = 1) -> torch.Tensor:
 
 def energies(W, X, y, K: int = 1) -> torch.Tensor:
     """Per-pattern energy E_mu: the minimum number of weight flips that classifies pattern mu
-    correctly (spec, "Energy used by local search"; formulas in the module docstring).
+    correctly (formulas in the module docstring).
 
     Returns int64 of shape (..., M). Zero exactly on correctly classified patterns.
     """

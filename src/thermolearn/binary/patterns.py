@@ -1,6 +1,6 @@
 """Random classification problems for binary networks: random labels and teacher-student.
 
-Spec (shared/specs/replicas.md, "Models and data"): M = round(alpha * N_weights) patterns xi in
+Following Baldassi et al., PNAS 2016: M = round(alpha * N_weights) patterns xi in
 {-1, +1}^N with i.i.d. uniform entries; alpha is the load in patterns per synapse, with
 N_weights = N for the perceptron and the tree-like committee and N*K for the fully connected
 committee (so the reference setting N = 321, K = 5, alpha = 0.5 has M = round(0.5 * 1605) = 802).
@@ -79,8 +79,8 @@ def generalization_error(W, teacher, n_test: int, seed, *, K: int = 1, tree: boo
 
     W may carry leading batch dimensions (replicas); the teacher is one network of the same
     architecture (K hidden units, ``tree`` as given to :func:`teacher_student`). Returns float64
-    of shape W's batch dimensions (0-d for one network); the standard error of each estimate is sqrt(eps (1 - eps) / n_test). Patterns are drawn on the CPU
-    in chunks of ``chunk`` rows and moved to W's device.
+    of shape W's batch dimensions (0-d for one network); the standard error of each estimate is
+    sqrt(eps (1 - eps) / n_test). Patterns are drawn on the CPU in chunks of ``chunk`` rows and moved to W's device.
     """
     W = as_pm1(W, "W", min_ndim=1)
     teacher = as_pm1(teacher, "teacher", min_ndim=1)

@@ -1,7 +1,6 @@
 """Replicated simulated annealing (robust-ensemble Metropolis) for binary perceptrons and
 committee machines.
 
-Spec: shared/specs/replicas.md, "Robust ensemble" and "Replicated simulated annealing";
 Baldassi, Borgs, Chayes, Ingrosso, Lucibello, Saglietti, Zecchina, "Unreasonable effectiveness
 of learning neural networks: from accessible states and robust ensembles to basic algorithmic
 schemes", PNAS 113 (48), E7655 (2016), appendix on replicated simulated annealing.
@@ -59,16 +58,26 @@ few products per accepted move); a proposal with 0 < dE < 32 reads A off the tab
 proposals call exp once (none when A >= 1 is certain). A >= 1 is accepted without drawing a
 number; otherwise u in [0, 1) is drawn and the move accepted when u < A.
 
-Schedule. After each accepted move of replica a: beta_a *= beta_rate (annealing) and
-gamma_a *= gamma_rate (scoping). The schedule clock is per replica: each replica counts its own
-accepted moves (every replica starts at the same beta, gamma). This is what makes gamma = 0
+Schedule. ``beta`` and ``gamma`` are numbers (constants) or ``Geometric(start, rate)``
+schedules of the accepted-move clock: after each accepted move of replica a, beta_a *= rate
+(annealing) and gamma_a *= rate (scoping), so that after t accepted moves beta_a =
+start * rate**t up to rounding (the kernel multiplies; other schedule kinds are refused). The
+clock is per replica: each replica counts its own accepted moves (every replica starts at the
+same beta, gamma). This is what makes gamma = 0
 exactly y independent plain SA runs (each replica uses only its own RNG stream and its own
 clock); with gamma > 0 the replicas' betas and gammas stay close because they accept at similar
 rates. (A single global clock, as one might read the paper, would couple the replicas' schedules
-even at gamma = 0.) beta and gamma are capped at 1e12 to stay finite.
+even at gamma = 0.) beta and gamma stop growing at the schedule's ``cap`` (1e12 by default).
+
+Seeds. Replica a draws its initial weights, weights to flip and acceptance numbers from its own
+integer seed, ``spawn_seeds(seed, replicas)[a]`` (or ``replica_seeds[a]``); the replica to move
+is drawn from one more seed spawned after those. So replica a of a gamma = 0 run is exactly the
+one-replica run with ``replica_seeds=[spawn_seeds(seed, replicas)[a]]``, its move budget being the
+proposals that replica received. The uniform numbers come from xorshift128+
+(:func:`thermolearn._random.xorshift_next`), one stream per replica.
 
 Stopping: zero energy in any replica (converged; that replica is returned), or ``patience``
-consecutive proposals without a new lowest energy over all replicas, or ``max_moves`` proposals.
+consecutive proposals without a new lowest energy over all replicas, or ``max_iter`` proposals.
 
 The biased proposal of the paper's appendix (which absorbs the interaction field) is not
 implemented: moves are plain single-flip Metropolis.
@@ -82,21 +91,26 @@ import time
 import numpy as np
 import torch
 
-from .._numerics import check_int, check_real
+from .._numerics import check_int
+from .._random import xorshift_next
+from ..schedules import Constant, Geometric, Schedule
+from ..seeding import as_generator, spawn_seeds
+from ._progress import bar
 from .models import Architecture, check_problem
 from .models import energies as _energies
 from .models import energy as _energy
 from .models import errors as _errors
+from .overlaps import center_overlap, replica_overlap
 from .result import SolverResult
+from .rsgd import check_replica_seeds
 
-__all__ = ["replica_seeds", "replicated_annealing"]
+__all__ = ["BETA", "GAMMA", "replicated_annealing"]
 
 try:
     from numba import njit
 except ImportError:  # pragma: no cover
     njit = None
 
-_CAP = 1e12
 _BLOCK = 32768          # below this many patterns the energy change is summed in 16 bits (exact)
 _PT = 32                # exp(-beta dE) is tabulated for 0 <= dE < _PT
 
@@ -104,18 +118,6 @@ _PT = 32                # exp(-beta dE) is tabulated for 0 <= dE < _PT
 # ---------------------------------------------------------------------------------------------
 # Kernel
 # ---------------------------------------------------------------------------------------------
-
-def _next(state, r):  # pragma: no cover - compiled
-    """xorshift128+ step on row r of ``state`` (uint64, shape (.., 2)); returns a uint64."""
-    a = state[r, 0]
-    b = state[r, 1]
-    state[r, 0] = b
-    a ^= a << np.uint64(23)
-    a ^= a >> np.uint64(17)
-    a ^= b ^ (b >> np.uint64(26))
-    state[r, 1] = a
-    return a + b
-
 
 def _fill_pow(T, a, rate):  # pragma: no cover - compiled
     """T[a, j] = exp(-rate j) for j = 0..T.shape[1]-1, by repeated products."""
@@ -192,8 +194,8 @@ def _accept_committee(XyT, c, Delta, a, k, Med, Sub, w, thr, cnt):  # pragma: no
         Delta[a, k, mu] = Delta[a, k, mu] + ch
 
 
-def _anneal(XyT, W, Delta, Med, Sub, E, S, P, Q, beta, gamma, beta_rate, gamma_rate, rng, chooser,
-            n_prop, n_acc, n_moves, counters, patience, off, thr, cnt):  # pragma: no cover - compiled
+def _anneal(XyT, W, Delta, Med, Sub, E, S, P, Q, beta, gamma, beta_rate, gamma_rate, beta_cap, gamma_cap,
+            rng, chooser, n_prop, n_acc, n_moves, counters, patience, off, thr, cnt):  # pragma: no cover - compiled
     """Run up to n_moves proposals. counters = [best_energy, since_best] (in/out).
 
     XyT (N, M) int8: y_mu xi_mu,i; W (R, K, n) int8; Delta (R, K, M); Med, Sub (R, M) (K > 1);
@@ -212,8 +214,8 @@ def _anneal(XyT, W, Delta, Med, Sub, E, S, P, Q, beta, gamma, beta_rate, gamma_r
         if R == 1:
             a = 0
         else:
-            a = np.int64(((_next(chooser, 0) >> np.uint64(32)) * np.uint64(R)) >> np.uint64(32))
-        r = _next(rng, a)
+            a = np.int64(((xorshift_next(chooser, 0) >> np.uint64(32)) * np.uint64(R)) >> np.uint64(32))
+        r = xorshift_next(rng, a)
         i = np.int64(((r >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
         k = np.int64(((r & np.uint64(0xFFFFFFFF)) * np.uint64(K)) >> np.uint64(32))   # 0 when K = 1
         w = W[a, k, i]
@@ -248,7 +250,7 @@ def _anneal(XyT, W, Delta, Med, Sub, E, S, P, Q, beta, gamma, beta_rate, gamma_r
                 A = 0.0
         acc = A >= 1.0
         if not acc:
-            u = np.float64(_next(rng, a) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            u = np.float64(xorshift_next(rng, a) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
             acc = u < A
         if acc:
             W[a, k, i] = -w
@@ -261,10 +263,10 @@ def _anneal(XyT, W, Delta, Med, Sub, E, S, P, Q, beta, gamma, beta_rate, gamma_r
             n_acc[a] += 1
             accepted += 1
             if anneal:
-                beta[a] = min(beta[a] * beta_rate, _CAP)
+                beta[a] = min(beta[a] * beta_rate, beta_cap)
                 _fill_pow(P, a, beta[a])
             if rescope and g != 0.0:
-                gamma[a] = min(g * gamma_rate, _CAP)
+                gamma[a] = min(g * gamma_rate, gamma_cap)
                 _fill_pow(Q, a, 2.0 * gamma[a])
             if E[a] < best:
                 best = E[a]
@@ -285,7 +287,6 @@ def _anneal(XyT, W, Delta, Med, Sub, E, S, P, Q, beta, gamma, beta_rate, gamma_r
 
 
 if njit is not None:
-    _next = njit(inline="always", cache=True)(_next)
     _fill_pow = njit(cache=True)(_fill_pow)
     _de_perceptron = njit(inline="always", cache=True)(_de_perceptron)
     _de_committee = njit(inline="always", cache=True)(_de_committee)
@@ -300,43 +301,36 @@ else:  # pragma: no cover
 # Driver
 # ---------------------------------------------------------------------------------------------
 
-def replica_seeds(seed, replicas: int) -> list[int]:
-    """The per-replica seeds used by :func:`replicated_annealing` for an integer ``seed``.
-
-    ``replicated_annealing(..., replicas=1, seed=[replica_seeds(s, y)[a]])`` reproduces replica a
-    of a ``replicas=y, gamma=0`` run with ``seed=s`` (same initial weights, same RNG stream).
-    """
-    replicas = check_int(replicas, "replicas")
-    if isinstance(seed, (list, tuple, np.ndarray)):
-        seeds = [int(s) for s in seed]
-        if len(seeds) != replicas:
-            raise ValueError(f"seed: expected an int or a sequence of {replicas} ints (one per replica), "
-                             f"got {len(seeds)} values")
-        return seeds
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative int or a sequence of ints, got {seed!r}")
-    return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(replicas, np.uint64)]
+def _stream(g: torch.Generator) -> np.ndarray:
+    """Two nonzero uint64 words of xorshift128+ state drawn from g."""
+    return torch.randint(1, 2**62, (2,), generator=g, dtype=torch.int64).numpy().astype(np.uint64)
 
 
-def _stream(seed_words) -> np.ndarray:
-    st = np.random.SeedSequence(seed_words).generate_state(2, np.uint64)
-    if st[0] == 0 and st[1] == 0:  # pragma: no cover - astronomically unlikely
-        st[0] = 1
-    return st
+BETA = Geometric(1.0, 1.0005)
+"""Default annealing: beta = 1.0005**t after t accepted moves of a replica."""
+GAMMA = Geometric(0.1, 1.0005)
+"""Default scoping: gamma = 0.1 * 1.0005**t after t accepted moves of a replica."""
 
 
-def _overlap(S: np.ndarray, R: int, n_w: int) -> float:
-    """Mean pairwise overlap q_ab = W^a.W^b / n_w over a < b: (sum S^2 - R n_w) / (R (R-1) n_w)."""
-    if R < 2:
-        return float("nan")
-    s = S.astype(np.float64).ravel()
-    return (float(s @ s) - R * n_w) / (R * (R - 1) * n_w)
-
-
-def _overlap_center(S: np.ndarray, R: int, n_w: int, gamma: float) -> float:
-    """Mean overlap of the replicas with the reference: sum_i tanh(gamma S_i) S_i / (R n_w)."""
-    s = S.astype(np.float64).ravel()
-    return float(np.tanh(gamma * s) @ s) / (R * n_w)
+def _geometric(value, name: str, positive: bool) -> tuple[float, float, float]:
+    """(start, rate, cap) of a number or a Geometric / Constant schedule, else a ValueError."""
+    if isinstance(value, Geometric):
+        start, rate, cap = float(value.start), float(value.rate), float(value.cap)
+    elif isinstance(value, Constant):
+        start, rate, cap = float(value.value), 1.0, math.inf
+    elif isinstance(value, Schedule) or callable(value):
+        raise ValueError(f"{name}: replicated_annealing multiplies {name} per accepted move, so it takes a "
+                         f"number or Geometric(start, rate), got {value!r}")
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        start, rate, cap = float(value), 1.0, math.inf
+    else:
+        raise ValueError(f"{name}: expected a number or Geometric(start, rate), got {value!r}")
+    ok = start > 0 if positive else start >= 0
+    if not (math.isfinite(start) and ok):
+        raise ValueError(f"{name}: expected a finite start {'> 0' if positive else '>= 0'}, got {start!r}")
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"{name}: expected a rate > 0 (factor per accepted move), got {rate!r}")
+    return start, rate, cap
 
 
 def _initial_fields(W: np.ndarray, XyT: np.ndarray, arch: Architecture) -> np.ndarray:
@@ -351,18 +345,17 @@ def _initial_fields(W: np.ndarray, XyT: np.ndarray, arch: Architecture) -> np.nd
     return np.ascontiguousarray(np.rint(D).astype(np.int64))
 
 
-def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
-                         beta_rate: float = 1.0005, gamma: float = 0.1, gamma_rate: float = 1.0005,
-                         max_moves: int = 10_000_000, patience: int | None = None, seed=0,
-                         history_every: int | None = None, debug: bool = False,
-                         tree: bool = False) -> SolverResult:
+def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta=BETA, gamma=GAMMA,
+                         max_iter: int = 10_000_000, patience: int | None = None, seed=0,
+                         history_every: int | None = None, debug: bool = False, tree: bool = False,
+                         progress: bool = False, *, replica_seeds=None) -> SolverResult:
     """Replicated simulated annealing on a binary perceptron (K = 1) or committee machine (K odd
     > 1, fully connected or tree-like); gamma = 0 gives independent plain SA runs.
 
     Metropolis on H_RE = sum_a E(W^a) - (1/beta) sum_{k,i} log(2 cosh(gamma sum_a W_ki^a)) with
     single weight flips, annealing beta and scoping gamma multiplicatively after each accepted
-    move (equations, schedule and stopping rules in the module docstring; Baldassi et al., PNAS
-    2016, appendix on replicated simulated annealing). E is the "minimum flips" energy of
+    move (equations, schedule, seeds and stopping rules in the module docstring; Baldassi et al.,
+    PNAS 2016, appendix on replicated simulated annealing). E is the "minimum flips" energy of
     :func:`thermolearn.binary.models.energies`.
 
     Parameters
@@ -371,32 +364,35 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
         a multiple of K with N/K odd (tree-like).
     K : hidden units, odd; 1 = perceptron.
     replicas : number of replicas y (1 = plain SA).
-    beta, beta_rate : initial inverse temperature (> 0) and its factor per accepted move (> 0).
-    gamma, gamma_rate : initial coupling (>= 0; 0 = independent replicas) and its factor per
-        accepted move (> 0).
-    max_moves : budget of proposed moves (all replicas together).
+    beta : inverse temperature, a number (> 0, constant) or ``Geometric(start, rate)`` over each
+        replica's accepted moves (default ``Geometric(1.0, 1.0005)``). Other schedules are refused.
+    gamma : coupling, a number (>= 0; 0 = independent replicas) or ``Geometric(start, rate)``
+        (default ``Geometric(0.1, 1.0005)``).
+    max_iter : budget of proposed moves (all replicas together); the result's step_unit is "move".
     patience : stop after this many consecutive proposals without a new lowest energy over all
         replicas (None = no such stop).
-    seed : int, or a sequence of one int per replica (see :func:`replica_seeds`). Replica a draws
-        its initial weights, weights to flip and acceptance numbers from its own seed only; the
-        replica to move is drawn from a separate stream.
+    seed : int, torch.Generator or None; it spawns the replicas' seeds and the chooser's.
+    replica_seeds : optional ``replicas`` integer seeds used instead of the spawned ones (see the
+        module docstring: the route from a gamma = 0 run to its single-replica runs).
     history_every : proposals per history entry (default max(1000, 10 * n_weights * replicas)).
-    debug : attach ``result.debug`` with the kernel-maintained stability fields ``delta``
+    debug : fill ``result.debug`` with the kernel-maintained stability fields ``delta``
         ((replicas, M) for the perceptron, (replicas, M, K) for a committee, the layout of
         models.hidden_fields times y), per-pattern order statistics ``median`` and ``sub`` (the
         ((K+1)/2)-th and ((K-1)/2)-th smallest field, committee only), energies ``energies``
-        (replicas,), per-replica proposal and acceptance counts, beta, gamma and S.
+        (replicas,), per-replica proposal and acceptance counts, beta, gamma and S (NumPy arrays).
     tree : tree-like committee (unit k sees inputs k*N/K .. (k+1)*N/K - 1); ignored for K = 1.
+    progress : draw a progress bar over the move budget on standard error.
 
     Returns a :class:`SolverResult`: ``weights`` the solved replica (or the lowest-energy one),
     shape (N,) for the perceptron and (K, n) for a committee; ``errors``/``energy`` recounted by
-    thermolearn.binary.models; ``steps`` proposed moves; ``replicas`` the final
-    (replicas, *weights.shape) weights; ``history`` per chunk of ``history_every`` proposals:
-    step, beta and gamma (mean over replicas), y, energy_min, energy_mean, errors_min, overlap
+    thermolearn.binary.models; ``steps`` proposed moves (``step_unit`` "move"); ``stop_reason``
+    "solved", "patience" or "max_iter"; ``replicas`` the final (replicas, *weights.shape)
+    weights; ``history`` per chunk of ``history_every`` proposals: step (proposals so far),
+    replicas, beta and gamma (mean over replicas), energy_min, energy_mean, errors_min, overlap
     (mean W^a.W^b / n_weights between replicas), overlap_center (mean overlap of the replicas
     with the traced-out reference, whose mean given the replicas is tanh(gamma S_i):
-    sum_i tanh(gamma S_i) S_i / (y n_weights), with the mean gamma; 0 when gamma = 0),
-    acceptance (rate in the chunk).
+    sum_i tanh(gamma S_i) S_i / (y n_weights), with the mean gamma; 0 when gamma = 0; both from
+    :mod:`thermolearn.binary.overlaps`), acceptance (rate in the chunk).
     """
     Xt, yt, arch = check_problem(X, y, K, tree)
     K = arch.K
@@ -404,15 +400,20 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
     if N >= 2**31 - 1 or M >= 2**31 - 1:
         raise ValueError(f"X: shape {(M, N)} is too large (need N, M < 2^31 - 1)")
     R = check_int(replicas, "replicas")
-    beta0 = check_real(beta, "beta", what=" (inverse temperature)")
-    brate = check_real(beta_rate, "beta_rate", what=" (factor per accepted move)")
-    gamma0 = check_real(gamma, "gamma", strict=False, what=" (coupling)")
-    grate = check_real(gamma_rate, "gamma_rate", what=" (factor per accepted move)")
-    max_moves = check_int(max_moves, "max_moves")
+    beta0, brate, bcap = _geometric(beta, "beta", positive=True)
+    gamma0, grate, gcap = _geometric(gamma, "gamma", positive=False)
+    max_iter = check_int(max_iter, "max_iter")
     patience = check_int(patience, "patience", allow_none=True)
     n, n_w = arch.n_per_unit, arch.n_weights
     chunk = check_int(history_every, "history_every", allow_none=True) or max(1000, 10 * n_w * R)
-    seeds = replica_seeds(seed, R)
+    given = check_replica_seeds(replica_seeds, R)
+    if not isinstance(debug, bool):
+        raise ValueError(f"debug: expected True or False, got {debug!r}")
+    g = as_generator(seed)
+    seeds = spawn_seeds(g, R)
+    chooser_seed = spawn_seeds(g, 1)[0]
+    if given is not None:
+        seeds = given
 
     t0 = time.perf_counter()
     Xc, yc = Xt.cpu(), yt.cpu()
@@ -422,10 +423,10 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
     W = np.empty((R, K, n), dtype=np.int8)
     rng = np.empty((R, 2), dtype=np.uint64)
     for a, s in enumerate(seeds):
-        shape = (N,) if K == 1 else (K, n)
-        W[a] = (np.random.default_rng(s).integers(0, 2, shape, dtype=np.int8) * 2 - 1).reshape(K, n)
-        rng[a] = _stream([s, 1])
-    chooser = _stream(seeds + [2]).reshape(1, 2)
+        ga = as_generator(s)
+        W[a] = arch.random_weights(ga).numpy().reshape(K, n)
+        rng[a] = _stream(ga)
+    chooser = _stream(as_generator(chooser_seed)).reshape(1, 2)
     dtype = np.int16 if n + 4 < 2**15 else np.int32
     D64 = _initial_fields(W, XyT, arch)                                   # (R, K, M)
     Delta = np.ascontiguousarray(D64, dtype=dtype)                       # C order: the kernel's loops vectorize
@@ -464,29 +465,30 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
     done, status, winner = 0, 0, -1
     if E.min() == 0:
         status, winner = 1, int(E.argmin())
-    while status == 0 and done < max_moves:
-        m_chunk = min(chunk, max_moves - done)
+    pbar = bar(progress, max_iter, "move", "replicated SA" if R > 1 and gamma0 > 0 else "SA")
+    while status == 0 and done < max_iter:
+        m_chunk = min(chunk, max_iter - done)
         moves, acc, status, winner = _anneal_kernel(XyT, W, Delta, Med, Sub, E, S, P, Q, betas, gammas,
-                                                    brate, grate, rng, chooser, n_prop, n_acc, m_chunk,
-                                                    counters, pat, off, thr, cnt)
+                                                    brate, grate, bcap, gcap, rng, chooser, n_prop, n_acc,
+                                                    m_chunk, counters, pat, off, thr, cnt)
         done += int(moves)
         history.append({
-            "step": done, "y": R, "beta": float(betas.mean()), "gamma": float(gammas.mean()),
+            "step": done, "replicas": R, "beta": float(betas.mean()), "gamma": float(gammas.mean()),
             "energy_min": int(E.min()), "energy_mean": float(E.mean()),
             "errors_min": int(n_errors().min()),
-            "overlap": _overlap(S, R, n_w), "overlap_center": _overlap_center(S, R, n_w, gammas.mean()),
+            "overlap": replica_overlap(S, R), "overlap_center": center_overlap(S, R, float(gammas.mean())),
             "acceptance": acc / max(int(moves), 1),
         })
+        pbar.update(int(moves))
+        pbar.set_postfix_str(f"energy {int(E.min())}")
+    pbar.close()
     status, winner = int(status), int(winner)
     if winner < 0:
         winner = int(E.argmin())
     weights = weights_view(W[winner])
     err = int(_errors(weights, Xc, yc, K))
     en = int(_energy(weights, Xc, yc, K))
-    res = SolverResult(weights=weights, errors=err, energy=en, converged=err == 0,
-                       seconds=time.perf_counter() - t0, steps=done, history=history,
-                       replicas=weights_view(W))
-    res.stop_reason = {0: "max_moves", 1: "solved", 2: "patience"}[status]
+    dbg = None
     if debug:
         dbg = {"energies": E.copy(), "proposals": n_prop.copy(), "accepted": n_acc.copy(),
                "beta": betas.copy(), "gamma": gammas.copy(), "S": S.reshape(arch.weight_shape).copy()}
@@ -496,5 +498,7 @@ def replicated_annealing(X, y, K: int = 1, replicas: int = 3, beta: float = 1.0,
             dbg["delta"] = Delta.transpose(0, 2, 1).astype(np.int64)
             dbg["median"] = Med.astype(np.int64)
             dbg["sub"] = Sub.astype(np.int64)
-        res.debug = dbg
-    return res
+    return SolverResult(weights=weights, errors=err, energy=en, converged=err == 0,
+                        seconds=time.perf_counter() - t0, steps=done, step_unit="move",
+                        stop_reason={0: "max_iter", 1: "solved", 2: "patience"}[status],
+                        history=history, replicas=weights_view(W), debug=dbg)

@@ -2,8 +2,8 @@
 
 Baldassi, Borgs, Chayes, Ingrosso, Lucibello, Saglietti, Zecchina, "Unreasonable effectiveness of
 learning neural networks: From accessible states and robust ensembles to basic algorithmic
-schemes", PNAS 113 (48), E7655 (2016); arXiv:1605.06444. Settings and numbers to check:
-shared/specs/replicas.md, "Replicated SGD on binary committee machines".
+schemes", PNAS 113 (48), E7655 (2016); arXiv:1605.06444 (replicated SGD on binary committee
+machines).
 
 Algorithm (one network per replica a = 1..y, weights in the layout of
 :class:`thermolearn.binary.models.Architecture`, shape (K, n), n = N or N/K):
@@ -23,9 +23,11 @@ Algorithm (one network per replica a = 1..y, weights in the layout of
 
       H_a += lambda * ( tanh(gamma * y * C) - W_a ),   W_a = sign(H_a)     (lambda = ``coupling``)
 
-* Epoch: every replica draws its own random pattern order; there are ceil(M / batch) sub-epochs;
-  in sub-epoch s the replicas, in a fresh random order, each take their s-th minibatch, do the SGD
-  step and then the coupling step. After each epoch gamma += gamma_step (scoping).
+* Epoch: every replica draws its own random pattern order; there are ceil(M / batch_size)
+  sub-epochs; in sub-epoch s the replicas, in a fresh random order, each take their s-th
+  minibatch, do the SGD step and then the coupling step. Epoch t (t = 0, 1, ...) uses
+  gamma(t), a number or a schedule of the epoch clock (scoping: the paper's gamma_0 + t gamma_step
+  is ``LinearDecay(gamma_0, steps, gamma_0 + steps * gamma_step)``).
 * Stop at the end of the first epoch where the center sign(sum_a W_a) or any replica has zero
   training errors.
 
@@ -39,17 +41,21 @@ independent plain SGD runs; replicas = 1, coupling = 0 is plain SGD, the non-int
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import torch
 
 from .._numerics import check_int, check_real
-from ..seeding import as_generator
+from ..schedules import LinearDecay, as_schedule, describe
+from ..seeding import as_generator, spawn_seeds
+from ._progress import bar
 from .models import Architecture, check_problem, energy, errors
+from .overlaps import center_overlap, replica_overlap
 from .result import SolverResult
 
-__all__ = ["replicated_sgd"]
+__all__ = ["GAMMA", "default_replica_seeds", "replicated_sgd"]
 
 
 def _sign(H: torch.Tensor) -> torch.Tensor:
@@ -67,61 +73,90 @@ def _all_errors(Ws: torch.Tensor, Xf: torch.Tensor, yf: torch.Tensor, arch: Arch
     return (hout * yf < 0).sum(-1)
 
 
-def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: float = 2.0,
-                   coupling: float = 0.75, gamma: float = 0.05, gamma_step: float = 0.001,
-                   max_epochs: int = 1000, tree: bool = False, seed=0, device=None, *,
-                   replica_seeds=None) -> SolverResult:
+GAMMA = LinearDecay(0.05, 1000, 1.05)
+"""The default scoping: gamma = 0.05 + 0.001 t at epoch t (Baldassi et al., PNAS 2016)."""
+
+
+def check_replica_seeds(replica_seeds, replicas: int) -> list[int] | None:
+    """None, or ``replicas`` integer seeds (a ValueError naming replica_seeds otherwise)."""
+    if replica_seeds is None:
+        return None
+    seeds = list(replica_seeds)
+    if len(seeds) != replicas or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                         and 0 <= s < 2**63 for s in seeds):
+        raise ValueError(f"replica_seeds: expected {replicas} integers in [0, 2**63) (one per replica), "
+                         f"got {replica_seeds!r}")
+    return [int(s) for s in seeds]
+
+
+def default_replica_seeds(N: int, K: int = 1, tree: bool = False, seed: int = 0,
+                          replicas: int = 7) -> list[int]:
+    """The pattern-order seeds :func:`replicated_sgd` gives its replicas for an integer ``seed``:
+    ``spawn_seeds`` of the seed's generator after the initial weights are drawn. Replica a of a
+    ``replicas=y, coupling=0`` run is the plain run ``replicas=1, coupling=0,
+    replica_seeds=[default_replica_seeds(N, K, tree, seed, y)[a]]`` with the same ``seed``
+    (replica 0 is the plain run with the same ``seed``: spawned seeds do not depend on how many)."""
+    if isinstance(seed, torch.Generator):
+        raise ValueError("seed: expected an integer (a generator would be advanced), got a torch.Generator")
+    g = as_generator(seed)
+    Architecture(N, K, tree).random_weights(g)
+    return spawn_seeds(g, check_int(replicas, "replicas"))
+
+
+def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch_size: int = 80, lr: float = 2.0,
+                   coupling: float = 0.75, gamma=GAMMA, max_iter: int = 1000, tree: bool = False,
+                   seed=0, device=None, progress: bool = False, *, replica_seeds=None) -> SolverResult:
     """Replicated SGD (Baldassi et al., PNAS 2016) on a binary perceptron (K = 1) or committee machine.
 
     Parameters
     ----------
     X : (M, N) patterns with entries +-1; y : (M,) labels +-1.
     K : odd number of hidden units (1 = perceptron); tree : tree-like committee (N/K inputs per unit).
-    replicas : y, the number of replicas; batch : minibatch size; lr : eta;
-    coupling : lambda (0 = independent plain SGD runs); gamma, gamma_step : initial coupling
-        strength to the traced-out center and its per-epoch increment (scoping).
-    max_epochs : epoch cap. seed : int, torch.Generator or None; it draws the common initial H,
-        the replica orders and (unless ``replica_seeds`` is given) one seed per replica for that
-        replica's own pattern orders. replica_seeds : optional sequence of ``replicas`` ints, the
-        seeds of the per-replica pattern-order streams (replica a of a run with coupling 0 then
-        follows exactly the plain SGD run with ``replicas=1, replica_seeds=[replica_seeds[a]]``
-        and the same ``seed``).
+    replicas : y, the number of replicas; batch_size : minibatch size; lr : eta;
+    coupling : lambda (0 = independent plain SGD runs).
+    gamma : coupling strength to the traced-out center: a number or a schedule of the epoch
+        clock t = 0, 1, ... (default ``LinearDecay(0.05, 1000, 1.05)``: 0.05 + 0.001 t).
+    max_iter : epoch cap (the run stops earlier at a solution).
+    seed : int, torch.Generator or None; it draws the common initial H, then the per-replica
+        seeds ``spawn_seeds(seed, replicas)`` of the pattern-order streams (unless
+        ``replica_seeds`` is given), then the replica orders.
+    replica_seeds : optional sequence of ``replicas`` ints, the seeds of the per-replica
+        pattern-order streams. Replica a of a run with coupling 0 follows exactly the plain run
+        ``replicas=1, replica_seeds=[s[a]]`` with the same ``seed``, where s is ``replica_seeds``
+        or, by default, :func:`default_replica_seeds` (``spawn_seeds`` drawn after the initial
+        weights).
     device : torch device for the computation (default: X's device).
+    progress : draw a progress bar over the epochs on standard error.
 
     Returns
     -------
-    SolverResult with ``weights`` (shape (N,) for K = 1, else (K, n), int8): the center when it
-    solved, else the first (lowest-index) replica that solved; when nothing solved, whichever of
-    center and replicas has the fewest errors (the center on ties). ``errors``/``energy`` are
-    recounted by :func:`thermolearn.binary.models.errors` / ``energy``. ``steps`` = epochs run;
-    ``replicas`` = final replica weights (replicas, *weight_shape) int8. ``history`` holds one dict
-    per epoch (epoch 0 = initial state): epoch, gamma (the value used in that epoch), errors
-    (center), errors_min / errors_mean over replicas, replica_errors (list), overlap (mean
-    W_a . W_b / N_weights over pairs a < b; NaN for one replica), overlap_center (mean
-    W_a . W_center / N_weights).
+    SolverResult with ``step_unit`` "epoch" and ``weights`` (shape (N,) for K = 1, else (K, n),
+    int8): the center when it solved, else the first (lowest-index) replica that solved; when
+    nothing solved, whichever of center and replicas has the fewest errors (the center on ties).
+    ``errors``/``energy`` are recounted by :func:`thermolearn.binary.models.errors` / ``energy``.
+    ``steps`` = epochs run; ``replicas`` = final replica weights (replicas, *weight_shape) int8.
+    ``history`` holds one dict per epoch (step 0 = initial state): step (epochs done), gamma (the
+    value used in that epoch), errors (center), errors_min / errors_mean over replicas,
+    replica_errors (list), overlap (mean W_a . W_b / N_weights over pairs a < b; NaN for one
+    replica), overlap_center (mean W_a . W_center / N_weights), both from
+    :mod:`thermolearn.binary.overlaps`.
     """
     t0 = time.perf_counter()
     X, y, arch = check_problem(X, y, K, tree)
     M, N = X.shape
     R = check_int(replicas, "replicas")
-    batch = check_int(batch, "batch")
-    max_epochs = check_int(max_epochs, "max_epochs", minimum=0)
+    batch = check_int(batch_size, "batch_size")
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
     eta = check_real(lr, "lr")
     lam = check_real(coupling, "coupling", strict=False)
-    gamma0 = check_real(gamma, "gamma", strict=False)
-    gstep = check_real(gamma_step, "gamma_step", minimum=None)
+    gamma_at = as_schedule(gamma, "gamma", minimum=0.0)
+    rseeds = check_replica_seeds(replica_seeds, R)
     dev = torch.device(device) if device is not None else X.device
 
     g = as_generator(seed)
     H0 = arch.random_weights(g, dtype=torch.float32).reshape(arch.K, arch.n_per_unit)
-    if replica_seeds is None:
-        rseeds = [int(s) for s in torch.randint(0, 2 ** 62, (R,), generator=g)]
-    else:
-        rseeds = list(replica_seeds)
-        if len(rseeds) != R or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-                                       for s in rseeds):
-            raise ValueError(f"replica_seeds: expected {R} integers (one per replica), got {replica_seeds!r}")
-    rgens = [as_generator(int(s)) for s in rseeds]
+    spawned = spawn_seeds(g, R)
+    rgens = [as_generator(s) for s in (rseeds if rseeds is not None else spawned)]
 
     Kh, n = arch.K, arch.n_per_unit
     Xf = X.to(device=dev, dtype=torch.float32)
@@ -129,31 +164,33 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: flo
     Xu = Xf.view(M, Kh, n) if arch.tree else Xf                      # per-unit view for tree
     H = H0.to(dev).expand(R, Kh, n).contiguous()                     # (R, K, n)
     W = _sign(H)
-    n_w = Kh * n
     n_sub = -(-M // batch)
     kidx = torch.arange(Kh, device=dev)
 
     def record(epoch: int, gam: float) -> tuple[torch.Tensor, torch.Tensor]:
-        Wc = _sign(W.sum(0))
+        S = W.sum(0)
+        Wc = _sign(S)
         errs = _all_errors(torch.cat([Wc[None], W]), Xf, yf, arch).cpu()
-        flat = W.reshape(R, n_w)
-        if R > 1:
-            G = flat @ flat.T
-            q = float((G.sum() - G.diagonal().sum()) / (R * (R - 1) * n_w))
-        else:
-            q = float("nan")
-        qc = float((flat @ Wc.reshape(n_w)).mean() / n_w)
         re = errs[1:]
-        history.append({"epoch": epoch, "gamma": gam, "errors": int(errs[0]),
+        history.append({"step": epoch, "gamma": gam, "errors": int(errs[0]),
                         "errors_min": int(re.min()), "errors_mean": float(re.float().mean()),
-                        "replica_errors": [int(e) for e in re], "overlap": q, "overlap_center": qc})
+                        "replica_errors": [int(e) for e in re], "overlap": replica_overlap(S, R),
+                        "overlap_center": center_overlap(S, R)})
         return Wc, errs
 
+    def gamma_of(epoch: int) -> float:
+        v = float(gamma_at(epoch))
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"gamma: the schedule {describe(gamma)!r} gave {v!r} at epoch {epoch}; "
+                             f"expected a finite number >= 0")
+        return v
+
     history: list[dict] = []
-    Wc, errs = record(0, gamma0)
+    Wc, errs = record(0, gamma_of(0))
     epoch = 0
-    while not bool((errs == 0).any()) and epoch < max_epochs:
-        gam = gamma0 + gstep * epoch
+    pbar = bar(progress, max_iter, "epoch", "replicated SGD" if lam else "SGD")
+    while not bool((errs == 0).any()) and epoch < max_iter:
+        gam = gamma_of(epoch)
         perms = torch.stack([torch.randperm(M, generator=rg) for rg in rgens]).to(dev)   # (R, M)
         for s in range(n_sub):
             order = torch.randperm(R, generator=g).tolist()
@@ -191,6 +228,9 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: flo
                 W[a] = wa
         epoch += 1
         Wc, errs = record(epoch, gam)
+        pbar.update(1)
+        pbar.set_postfix_str(f"errors {int(errs.min())}")
+    pbar.close()
 
     Wi = W.to(torch.int8)
     Wc8 = Wc.to(torch.int8)
@@ -205,5 +245,6 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch: int = 80, lr: flo
     e = int(errors(best, X.to(best.device), y.to(best.device), arch.K))
     en = int(energy(best, X.to(best.device), y.to(best.device), arch.K))
     return SolverResult(weights=best, errors=e, energy=en, converged=e == 0,
-                        seconds=time.perf_counter() - t0, steps=epoch, history=history,
-                        replicas=reps)
+                        seconds=time.perf_counter() - t0, steps=epoch, step_unit="epoch",
+                        stop_reason="solved" if bool((errs == 0).any()) else "max_iter",
+                        history=history, replicas=reps)

@@ -1,29 +1,30 @@
 """rsa-scaling: time to solution against N, replicated annealing against independent annealing.
 
-The claim to test (shared/specs/replicas.md, "Replicated simulated annealing"; Baldassi et al.,
-PNAS 2016 [unverified numbers]): at a fixed load alpha, the time replicated simulated annealing
-(y coupled replicas, gamma > 0 with scoping) needs to find a zero-energy binary perceptron grows
-polynomially with N, and that of y independent simulated-annealing runs (the same code with
-gamma = 0, stopped when any replica solves) exponentially.
+The claim to test (Baldassi, Borgs, Chayes, Ingrosso, Lucibello, Saglietti, Zecchina, PNAS 113,
+E7655 (2016), Fig. 2 and appendix on replicated simulated annealing): at a fixed load alpha, the
+time replicated simulated annealing (y coupled replicas, gamma > 0 with scoping) needs to find a
+zero-energy binary perceptron grows polynomially with N, and that of y independent simulated-
+annealing runs (the same code with gamma = 0, stopped when any replica solves) exponentially.
 
 One point = one random problem (N, alpha, problem seed = ``seed``) and one method:
 
-* ``replicated``: :func:`thermolearn.binary.rsa.replicated_annealing` with ``replicas`` replicas,
-  coupling ``gamma`` scoped by ``gamma_rate`` per accepted move;
+* ``replicated``: :func:`thermolearn.binary.replicated_annealing` with ``replicas`` replicas,
+  coupling ``gamma`` scoped geometrically per accepted move;
 * ``independent``: the same call with gamma = 0 (``replicas`` independent SA runs in parallel).
 
 Both use the same annealing protocol: beta starts at ``beta`` and grows by the factor
 1 + ``rate`` / N per accepted move of a replica (so that the schedule per sweep does not depend on
-N); gamma likewise by 1 + ``rate`` / N. A run that makes no new lowest energy for ``patience``
+N), ``beta = Geometric(beta, 1 + rate / N)``; gamma likewise. A run that makes no new lowest energy for ``patience``
 sweeps (patience * N * replicas proposals) is frozen: it is restarted from fresh random weights
 (new seeds, the same for both methods), and the proposals of every attempt are counted. The
 point fails when ``budget`` proposals in all are spent without a solution.
 
 Records (one per point): moves (proposals in all attempts, all replicas), log10_moves, seconds
 (wall, annealing only) and cpu_seconds (the whole point), solved (1 or 0), attempts, energy and
-errors of the last attempt's lowest-energy replica (recounted by thermolearn.binary.models), M. :func:`summarize` gives per (method, N) the median
-time to solution (failures count as infinitely long, so the median is finite only when more than
-half of the seeds solved) and :func:`fit_scaling` the fits
+errors of the last attempt's lowest-energy replica (recounted by thermolearn.binary.models), M.
+:func:`summarize` gives per (method, N) the median time to solution (failures count as infinitely
+long, so the median is finite only when more than half of the seeds solved) and
+:func:`fit_scaling` the fits
 
     log t = a + b log N   (polynomial, exponent b)      log t = a + c N   (exponential, rate c)
 
@@ -31,9 +32,11 @@ with their root-mean-square residuals in log t.
 
 Protocol (``PROTOCOL``, chosen in short trial runs so that independent annealing visibly
 struggles within the range): alpha = 0.5, y = 5 replicas, beta = 1, gamma = 1 (replicated),
-rate = 0.01, patience = 1000 sweeps. Measured with it (benchmarks/rsa_scaling.py, 12 seeds per
-N): independent annealing needs a median 5.7e6 proposals at N = 401 and solves 1 of 12
-problems at N = 601 within 1e8; replicated annealing solves all, 1.5e5 proposals at N = 601.
+rate = 0.01, patience = 1000 sweeps. Measured here with it (OMP_NUM_THREADS=1
+NUMBA_NUM_THREADS=1 python benchmarks/rsa_scaling.py, 12 seeds per N): independent annealing
+needs a median 5.7e6 proposals at N = 401 and solves 1 of 12 problems at N = 601 within 1e8;
+replicated annealing solves all, a median 1.5e5 proposals at N = 601. The paper shows the same
+contrast (polynomial against exponential growth, Fig. 2) without numbers to compare.
 Full variant: N = 51..601, 12 problem seeds, budget 1e8 proposals per point
 (benchmarks/rsa_scaling.py runs the same protocol from the command line). Quick variant: N = 31,
 51, 71, 2 seeds, budget 2e6 proposals per point.
@@ -47,9 +50,10 @@ import time
 
 import numpy as np
 
-from ..registry import Experiment, register
+from ..registry import Anchor, Experiment, register
 
 METHODS = ("replicated", "independent")
+MARKERS = {"replicated": "o", "independent": "s"}
 
 PROTOCOL = {"alpha": 0.5, "replicas": 5, "beta": 1.0, "gamma": 1.0, "rate": 0.01, "patience": 1000,
             "budget": 100_000_000}
@@ -74,7 +78,8 @@ def time_to_solution(X, y, *, method: str, replicas: int, beta: float, gamma: fl
     is described in the module docstring. Returns moves, seconds, solved, attempts, energy,
     errors (of the last attempt's returned weights).
     """
-    from thermolearn.binary.rsa import replicated_annealing
+    from thermolearn.binary import replicated_annealing
+    from thermolearn.schedules import Geometric
 
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
@@ -84,8 +89,8 @@ def time_to_solution(X, y, *, method: str, replicas: int, beta: float, gamma: fl
     moves, attempt, seconds = 0, 0, 0.0
     res = None
     while moves < budget:
-        res = replicated_annealing(X, y, replicas=replicas, beta=beta, beta_rate=factor, gamma=g,
-                                   gamma_rate=factor, max_moves=budget - moves,
+        res = replicated_annealing(X, y, replicas=replicas, beta=Geometric(beta, factor),
+                                   gamma=Geometric(g, factor), max_iter=budget - moves,
                                    patience=patience * N * replicas, seed=attempt_seed(seed, attempt),
                                    history_every=budget)
         moves += res.steps
@@ -105,10 +110,9 @@ def _warm_up() -> None:
     """Load (or compile) the annealing kernel once per process, so that no point's time has it."""
     global _warm
     if not _warm:
-        from thermolearn.binary import random_patterns
-        from thermolearn.binary.rsa import replicated_annealing
+        from thermolearn.binary import random_patterns, replicated_annealing
 
-        replicated_annealing(*random_patterns(21, 0.3, seed=0), replicas=2, max_moves=1000)
+        replicated_annealing(*random_patterns(21, 0.3, seed=0), replicas=2, max_iter=1000)
         _warm = True
 
 
@@ -197,8 +201,9 @@ def fits_by_method(summary, min_N: int = 0) -> dict:
 
 def plot(records, fig) -> None:
     """Median proposals to solution against N per method, log-log (left) and log-linear (right),
-    with the polynomial and exponential fits; crosses mark single runs, open markers the
-    seeds that failed (at the budget)."""
+    with the polynomial (dotted) and exponential (dashed) fits of the medians, whose parameters
+    the legend gives; faint markers are single runs, open markers the seeds that failed (at the
+    budget). One colour and one marker per method."""
     summary = summarize(records)
     fits = fits_by_method(summary)
     for pi, (xscale, title) in enumerate([("log", "log-log: polynomial is a line"),
@@ -208,21 +213,22 @@ def plot(records, fig) -> None:
             color = f"C{mi}"
             runs = [r for r in records if r["method"] == method]
             ax.plot([r["N"] for r in runs if r["solved"]], [r["moves"] for r in runs if r["solved"]],
-                    "x", color=color, alpha=0.4)
+                    MARKERS[method], color=color, alpha=0.25, ms=3)
             ax.plot([r["N"] for r in runs if not r["solved"]], [r["moves"] for r in runs if not r["solved"]],
-                    "o", mfc="none", color=color, alpha=0.6)
+                    MARKERS[method], mfc="none", color=color, alpha=0.6)
             rows = [s for s in summary if s["method"] == method and math.isfinite(s["median_moves"])]
             f = fits[method]
-            label = method
-            if f["n"] >= 2 and math.isfinite(f["poly"][1]):
-                label += f" (b={f['poly'][1]:.2f}, c={f['exp'][1]:.3g}, {f['better']})"
-            ax.plot([s["N"] for s in rows], [s["median_moves"] for s in rows], "o-", color=color, label=label)
+            marker = MARKERS[method]
+            ax.plot([s["N"] for s in rows], [s["median_moves"] for s in rows], marker + "-", color=color,
+                    label=f"{method}: median over seeds")
             if rows and f["n"] >= 2 and math.isfinite(f["poly"][1]):
                 Ns = np.linspace(min(s["N"] for s in rows), max(s["N"] for s in rows), 50)
-                a, b, _ = f["poly"]
-                ax.plot(Ns, np.exp(a + b * np.log(Ns)), ":", color=color)
-                a, c, _ = f["exp"]
-                ax.plot(Ns, np.exp(a + c * Ns), "--", color=color)
+                a, b, rms_p = f["poly"]
+                ax.plot(Ns, np.exp(a + b * np.log(Ns)), ":", color=color,
+                        label=f"{method}, fit: moves = A N^b, b = {b:.2f} (rms {rms_p:.2f} in ln)")
+                a, c, rms_e = f["exp"]
+                ax.plot(Ns, np.exp(a + c * Ns), "--", color=color,
+                        label=f"{method}, fit: moves = A e^(c N), c = {c:.3g} (rms {rms_e:.2f} in ln)")
         ax.set_xscale(xscale)
         ax.set_yscale("log")
         ax.set_xlabel("N")
@@ -230,6 +236,8 @@ def plot(records, fig) -> None:
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
 
+
+_MEASURED = "measured here: OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/rsa_scaling.py (seeds 0-11)"
 
 EXPERIMENT = register(Experiment(
     name="rsa-scaling",
@@ -242,6 +250,17 @@ EXPERIMENT = register(Experiment(
     quick_grid=QUICK_GRID,
     quick_seeds=[0, 1],
     expected_seconds=(60, 10),
+    anchors=[
+        Anchor("solved", 1.0, "replicated SA, N = 601: solved 12/12 (polynomial growth, as in the paper's Fig. 2)",
+               source=_MEASURED, where={"method": "replicated", "N": 601}),
+        Anchor("solved", 1 / 12, "independent SA, N = 601: solved 1/12 within 1e8 proposals "
+               "(exponential growth, as in the paper's Fig. 2)",
+               source=_MEASURED, where={"method": "independent", "N": 601}),
+        Anchor("log10_moves", math.log10(5.694e6), "independent SA, N = 401: median 5.7e6 proposals",
+               source=_MEASURED, where={"method": "independent", "N": 401}),
+    ],
     plot=plot,
-    table=["solved", "log10_moves", "moves", "seconds", "attempts"],
+    table={"solved": "solved (fraction of seeds)", "log10_moves": "log10 proposals to solution",
+           "moves": "proposals to solution (moves)", "seconds": "annealing wall time (s)",
+           "attempts": "annealing attempts (restarts + 1)"},
 ))
