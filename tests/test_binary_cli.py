@@ -63,7 +63,7 @@ def test_npz_input(tmp_path):
     np.savez(path, X=X.numpy().astype(np.float64), y=y.numpy())
     out = tmp_path / "s.safetensors"
     r = runner.invoke(app, ["binary", "solve", "--patterns", str(path), "--algo", "rsgd",
-                            "--max-epochs", "300", "--out", str(out)])
+                            "--max-iter", "300", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert _row(r.output, "N") == "41" and _row(r.output, "M") == str(X.shape[0])
     tensors, meta = load_tensors(out)
@@ -91,7 +91,7 @@ def test_committee_with_teacher_reports_generalization(tmp_path):
 def test_committee_tree_is_passed_through(tmp_path):
     out = tmp_path / "t.safetensors"
     r = runner.invoke(app, ["binary", "solve", "--arch", "committee", "--N", "45", "--K", "3",
-                            "--tree", "--alpha", "0.3", "--algo", "sgd", "--max-epochs", "50",
+                            "--tree", "--alpha", "0.3", "--algo", "sgd", "--max-iter", "50",
                             "--out", str(out)])
     assert r.exit_code == 0, r.output
     tensors, meta = load_tensors(out)
@@ -111,23 +111,104 @@ def test_committee_tree_is_passed_through(tmp_path):
     (["--arch", "mlp"], "--arch"),
     (["--tree"], "--tree"),
     (["--arch", "committee", "--K", "3", "--N", "31", "--tree"], "--N"),
-    (["--algo", "fbp", "--max-epochs", "3"], "--max-epochs"),
-    (["--algo", "rsgd", "--max-moves", "3"], "--max-moves"),
+    (["--algo", "rsgd", "--steps", "3"], "--steps"),
+    (["--algo", "rsgd", "--max-iter", "0"], "--max-iter"),
     (["--algo", "rsgd", "--replicas", "0"], "--replicas"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", str(2**63)], "--seed"),
     (["--algo", "fbp", "--replicas", "3"], "--replicas"),
     (["--n-test", "0"], "--n-test"),
 ])
-def test_bad_options_exit_2_naming_the_option(tmp_path, args, option):
+@pytest.mark.parametrize("columns", ["60", "80", "132"])
+def test_bad_options_exit_2_naming_the_option(tmp_path, args, option, columns):
     out = tmp_path / "x.safetensors"
-    r = runner.invoke(app, ["binary", "solve", "--N", "21", "--alpha", "0.3", *args, "--out", str(out)])
+    r = runner.invoke(app, ["binary", "solve", "--N", "21", "--alpha", "0.3", *args, "--out", str(out)],
+                      env={"COLUMNS": columns})
     assert r.exit_code == 2, r.output
     assert "error:" in r.output and option in r.output, r.output
     assert "Traceback" not in r.output and not out.exists()
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {option}"), r.output
+
+
+def _long_folder(tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name-for-wrapping"] * 5)
+    deep.mkdir(parents=True)
+    return deep
+
+
+@pytest.mark.parametrize("columns", ["60", "80", "132"])
+@pytest.mark.parametrize("case", ["missing-folder", "parent-is-a-file", "folder"])
+def test_out_that_cannot_be_written_is_refused_before_solving(tmp_path, monkeypatch, columns, case):
+    import thermolearn.binary.algorithms as algorithms
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the solver ran before --out was checked")
+
+    monkeypatch.setattr(algorithms, "solver_function", lambda algo: must_not_run)
+    base = _long_folder(tmp_path)
+    if case == "missing-folder":
+        out = base / "missing" / "x.safetensors"
+    elif case == "parent-is-a-file":
+        (base / "file").write_text("not a folder")
+        out = base / "file" / "x.safetensors"
+    else:
+        out = base
+    r = runner.invoke(app, ["binary", "solve", "--N", "21", "--alpha", "0.3", "--out", str(out)],
+                      env={"COLUMNS": columns})
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith("error: --out:"), r.output
+    assert "Traceback" not in r.output and not (base / "missing").exists()
+
+
+@pytest.mark.parametrize("option,value,names", [
+    ("--algo", "bp", ["fbp", "rsgd", "sgd", "rsa", "sa"]),
+    ("--arch", "mlp", ["perceptron", "committee"]),
+])
+def test_unknown_names_list_the_valid_ones(tmp_path, option, value, names):
+    out = _long_folder(tmp_path) / "x.safetensors"
+    r = runner.invoke(app, ["binary", "solve", option, value, "--out", str(out)], env={"COLUMNS": "60"})
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    line = next(line for line in r.output.splitlines() if line.startswith("error:"))
+    assert line.startswith(f"error: {option}:") and all(n in line for n in names), r.output
+
+
+@pytest.mark.parametrize("alpha,arch,warned", [("100", "perceptron", True), ("0.9", "perceptron", True),
+                                               ("0.9", "committee", False), ("1.2", "committee", True),
+                                               ("0.3", "perceptron", False)])
+def test_loads_beyond_capacity_warn_and_still_solve(tmp_path, alpha, arch, warned):
+    out = _long_folder(tmp_path) / "x.safetensors"
+    args = ["binary", "solve", "--arch", arch, "--N", "21", "--alpha", alpha, "--algo", "sgd",
+            "--max-iter", "2", "--no-progress", "--out", str(out)]
+    if arch == "committee":
+        args += ["--K", "3"]
+    r = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert ("warning: --alpha:" in r.output) == warned, r.output
+    assert out.exists()
+
+
+def test_teacher_labels_never_warn(tmp_path):
+    out = tmp_path / "x.safetensors"
+    r = runner.invoke(app, ["binary", "solve", "--N", "21", "--alpha", "2", "--teacher", "--algo", "sgd",
+                            "--max-iter", "2", "--n-test", "10", "--out", str(out)])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+
+
+def test_progress_is_shown_on_stderr_and_can_be_turned_off(tmp_path):
+    out = tmp_path / "x.safetensors"
+    base = ["binary", "solve", "--N", "21", "--alpha", "0.9", "--algo", "sgd", "--max-iter", "3",
+            "--out", str(out)]
+    shown = runner.invoke(app, base)
+    assert shown.exit_code == 0 and "3/3" in shown.output and "epoch" in shown.output, shown.output
+    quiet = runner.invoke(app, base + ["--no-progress"])
+    assert quiet.exit_code == 0 and "3/3" not in quiet.output, quiet.output
 
 
 def test_unimplemented_architecture_is_a_clean_error(tmp_path, monkeypatch):
     """A solver that does not handle K > 1 (or tree) raises NotImplementedError: exit 2, no traceback."""
-    import thermolearn.experiments.binary._common as helpers
+    import thermolearn.binary.algorithms as helpers
 
     def not_yet(X, y, K=1, seed=0, **kw):
         raise NotImplementedError(f"K: committee machines (K = {K}) are future work")

@@ -18,8 +18,9 @@ solver (all handle perceptrons and both committee layouts); a solver that did no
 architecture would raise NotImplementedError, which callers report.
 
 :func:`capacity_warning` says when a random-label problem is loaded beyond what binary networks
-can store (the perceptron's capacity alpha_c = 0.833, Krauth & Mezard 1989; the bound alpha <= 1
-of any network of binary weights, Gardner & Derrida 1988).
+can store (the perceptron's capacity alpha_c = 0.833, Krauth & Mezard 1989 [unverified]; and
+alpha <= 1 for any network of binary weights, by counting: 2^N_w networks realise at most 2^N_w
+of the 2^M labelings).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ STEP_UNITS = {"fbp": "sweep", "rsgd": "epoch", "sgd": "epoch", "rsa": "move", "s
 
 PERCEPTRON_CAPACITY = 0.833
 """Capacity of the binary perceptron with random labels, alpha_c = 0.833 (Krauth & Mezard,
-J. Phys. France 50, 3057 (1989))."""
+J. Phys. France 50, 3057 (1989) [unverified])."""
 
 # which budget argument belongs to which algorithms
 _BUDGETS = {"max_iter": tuple(ALGORITHMS), "steps": ("fbp",), "patience": ("rsa", "sa"),
@@ -149,7 +150,7 @@ def capacity_warning(alpha: float, K: int = 1, teacher: bool = False) -> str | N
         return None
     if alpha > 1.0:
         return (f"alpha = {alpha:g} patterns per weight is above 1, the bound for any network of binary "
-                f"weights with random labels (Gardner & Derrida 1988): no solution is expected")
+                f"weights with random labels (2^weights networks cannot realise 2^M labelings): no solution is expected")
     if K == 1 and alpha > PERCEPTRON_CAPACITY:
         return (f"alpha = {alpha:g} is above the binary perceptron's capacity alpha_c = {PERCEPTRON_CAPACITY} "
                 f"(Krauth & Mezard 1989): for large N no solution is expected")

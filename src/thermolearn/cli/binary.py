@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ._common import console, fail, group, option_error
+from ._common import check_output_file, choose, console, err_console, fail, group, option_error
 
 binary_app = group("Binary perceptrons and committee machines: solve random problems.")
 
@@ -75,35 +75,55 @@ def binary_solve(
                                             "and y (M,), entries +-1, instead of random patterns; N and "
                                             "alpha = M / weights come from it."),
     seed: int = typer.Option(0, help="Seed of the problem, the solver and the test set (separate "
-                                     "streams derived from it)."),
+                                     "streams spawned from it), in [0, 2**63 - 1]."),
     out: Path = typer.Option(DEFAULT_SOLUTION, "--out", help="Where the solution is written "
                              "(safetensors, atomically): weights, X and y (and the teacher), with the "
                              "settings and results as metadata. Relative to the current folder."),
     replicas: Optional[int] = typer.Option(None, help="Replicas (rsgd default 7, rsa default 3; "
                                                       "sgd and sa default 1: independent runs)."),
-    max_epochs: Optional[int] = typer.Option(None, help="Epoch cap of rsgd and sgd (default 1000)."),
-    max_moves: Optional[int] = typer.Option(None, help="Proposed-move budget of rsa and sa "
-                                                       "(default 10,000,000)."),
+    max_iter: Optional[int] = typer.Option(None, "--max-iter", show_default=False,
+                                           help="The solver's cap, in its unit: epochs for rsgd and sgd "
+                                                "(default 1000), proposed moves for rsa and sa (default "
+                                                "10,000,000), sweeps per protocol step for fbp (default 200)."),
     steps: Optional[int] = typer.Option(None, help="Protocol steps of fbp (default 100)."),
     n_test: int = typer.Option(10_000, help="Fresh patterns for the generalization error (--teacher)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show the solver's progress bar on standard error."),
 ):
     """Solve a random binary classification problem and write the solution.
 
     Errors are recounted on the returned weights (thermolearn.binary.models.errors).
 
+    A load beyond what binary weights can store (alpha above the perceptron's capacity 0.833,
+    or above 1 for any architecture, with random labels) is solved anyway, with a warning.
+
     Exit code 2 for a bad option (the message names it); 0 when the solver ran, solved or not.
     """
+    from ..seeding import check_seed
+
+    try:
+        seed = check_seed(seed)
+    except ValueError as exc:
+        option_error(exc, {"seed": "--seed"}, "--seed")
+    choose(arch, _ARCHS, "--arch")
+
     import torch
 
-    from ..binary import generalization_error, random_patterns, teacher_student
-    from ..binary.models import Architecture
-    from ..experiments.binary._common import ALGORITHMS, STEP_UNITS, check_budgets, recount, solve, split_seed
+    from ..binary import (
+        ALGORITHMS,
+        Architecture,
+        capacity_warning,
+        check_budgets,
+        generalization_error,
+        random_patterns,
+        recount,
+        solve,
+        teacher_student,
+    )
     from ..io import save_tensors
+    from ..seeding import spawn_seeds
 
-    if arch not in _ARCHS:
-        fail(f"--arch: expected perceptron or committee, got {arch!r}")
-    if algo not in ALGORITHMS:
-        fail(f"--algo: expected one of {', '.join(ALGORITHMS)}, got {algo!r}")
+    choose(algo, tuple(ALGORITHMS), "--algo")
     if arch == "perceptron":
         if K is not None and K != 1:
             fail(f"--K: a perceptron has K = 1, got {K}; use --arch committee for K > 1")
@@ -116,9 +136,8 @@ def binary_solve(
             fail(f"--K: a committee machine needs an odd number of hidden units >= 3, got {K}")
     if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
         fail(f"--alpha: expected a finite number > 0 (patterns per weight), got {alpha:g}")
-    budgets = {"replicas": replicas, "steps": steps, "max_epochs": max_epochs, "max_moves": max_moves}
-    budget_options = {"replicas": "--replicas", "steps": "--steps", "max_epochs": "--max-epochs",
-                      "max_moves": "--max-moves"}
+    budgets = {"replicas": replicas, "steps": steps, "max_iter": max_iter}
+    budget_options = {"replicas": "--replicas", "steps": "--steps", "max_iter": "--max-iter"}
     for name, value in budgets.items():
         if value is not None and value < 1:
             fail(f"{budget_options[name]}: expected a positive integer, got {value}")
@@ -130,9 +149,10 @@ def binary_solve(
         fail(f"--n-test: expected a positive integer, got {n_test}")
     if out.is_dir():
         fail(f"--out: {out} is a folder; give a file name, e.g. {out / DEFAULT_SOLUTION.name}")
+    check_output_file(out, "--out")
     if patterns is not None and teacher:
         fail("--teacher: cannot be combined with --patterns (the labels come from the file)")
-    s_problem, s_solver, s_test = split_seed(seed)
+    s_problem, s_solver, s_test = spawn_seeds(seed, 3)
     names = {"N": "--N", "K": "--K", "alpha": "--alpha", "tree": "--tree"}
     teacher_w = None
     if patterns is not None:
@@ -168,12 +188,14 @@ def binary_solve(
         M = X.shape[0]
     shape = "perceptron" if K == 1 else \
         f"committee machine, K = {K}, {'tree-like' if architecture.tree else 'fully connected'}"
-    console.print(f"solving: {shape}, N = {N}, {M} patterns (alpha = {alpha:.4g}), "
-                  f"{'teacher labels' if teacher else 'labels from ' + str(patterns) if patterns else 'random labels'}, "
+    labels = "teacher labels" if teacher else f"labels from {patterns}" if patterns else "random labels"
+    console.print(f"solving: {shape}, N = {N}, {M} patterns (alpha = {alpha:.4g}), {labels}, "
                   f"by {algo}: {ALGORITHMS[algo]}", soft_wrap=True, highlight=False)
+    warning = capacity_warning(M / architecture.n_weights, K, teacher=teacher)
+    if warning:
+        err_console.print(f"warning: --alpha: {warning}; solving anyway", markup=False)
     try:
-        with console.status(f"{algo} running..."):
-            res = solve(algo, X, y, K=K, tree=architecture.tree, seed=s_solver, **budgets)
+        res = solve(algo, X, y, K=K, tree=architecture.tree, seed=s_solver, progress=progress, **budgets)
     except NotImplementedError as exc:
         fail(f"--algo {algo}: {exc}")
     except ValueError as exc:
@@ -185,7 +207,7 @@ def binary_solve(
     meta = {"kind": "binary-solution", "arch": arch, "N": int(N), "K": int(K), "tree": architecture.tree,
             "alpha": float(alpha), "M": int(M), "n_weights": architecture.n_weights, "algo": algo,
             "seed": seed, "errors": errs, "energy": en, "converged": errs == 0, "steps": int(res.steps),
-            "step_unit": STEP_UNITS[algo], "seconds": float(res.seconds),
+            "step_unit": res.step_unit, "seconds": float(res.seconds),
             "patterns": str(patterns) if patterns is not None else None, "teacher": teacher,
             "generalization_error": gen, "n_test": n_test if teacher else None,
             "options": {k: v for k, v in budgets.items() if v is not None}}
@@ -202,7 +224,7 @@ def binary_solve(
     rows = [("algorithm", f"{algo}: {ALGORITHMS[algo]}"), ("architecture", shape),
             ("N", str(N)), ("K", str(K)), ("alpha", f"{alpha:.4g}"), ("M", str(M)),
             ("weights", str(architecture.n_weights)), ("errors", f"{errs} / {M}"), ("energy", str(en)),
-            ("converged", "yes" if errs == 0 else "no"), ("steps", f"{res.steps} {STEP_UNITS[algo]}"),
+            ("converged", "yes" if errs == 0 else "no"), ("steps", f"{res.steps} {res.step_unit}s"),
             ("seconds", f"{res.seconds:.2f}")]
     if gen is not None:
         se = math.sqrt(gen * (1 - gen) / n_test)
