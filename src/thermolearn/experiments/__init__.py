@@ -11,7 +11,8 @@ From Python:
     make_report("runs/r.sqlite", "runs/report")
 
 Modules: registry (Experiment, Anchor, register/get), store (SQLite), runner (Dask sweeps),
-report (plots, HTML, Markdown), cli (the commands); one module per named experiment.
+report (plots, HTML, Markdown), plotting (one style per series, axis and fit labels); one
+module per named experiment in ebm/, binary/, deep/. The commands are in thermolearn.cli.
 """
 
 from .._lazy import lazy_exports

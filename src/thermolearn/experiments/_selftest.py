@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from .plotting import axis_label, styles
 from .registry import Anchor, Experiment, register
 
 
@@ -26,7 +27,10 @@ def deterministic_value(x, seed) -> float:
 
 
 def value(params: dict) -> list[dict]:
-    """Sleep ``sleep`` s, fail while file ``fail_unless`` is missing, else two records."""
+    """Sleep ``sleep`` s, fail while file ``fail_unless`` is missing, else two records (with
+    ``torch`` true, torch is imported first, to see the threads the runner set for it)."""
+    if params.get("torch"):
+        import torch  # noqa: F401
     time.sleep(float(params.get("sleep", 0.0)))
     marker = params.get("fail_unless")
     if marker and not os.path.exists(marker):
@@ -48,25 +52,32 @@ def work(params: dict) -> list[dict]:
 
 
 def plot_value(records, fig) -> None:
+    """Each record kind is one series (its own colour and marker)."""
     ax = fig.add_subplot(1, 1, 1)
-    rows = [r for r in records if r.get("kind") == "a"]
-    ax.plot([r["x"] for r in rows], [r["value"] for r in rows], "o")
-    ax.set_xlabel("x")
-    ax.set_ylabel("value")
+    kinds = sorted({r["kind"] for r in records if "kind" in r})
+    look = styles(kinds)
+    for kind in kinds:
+        rows = sorted((r for r in records if r.get("kind") == kind), key=lambda r: r["x"])
+        ax.plot([r["x"] for r in rows], [r["value"] for r in rows], label=f"kind {kind}", ls="none", **{
+            k: v for k, v in look[kind].items() if k != "linestyle"})
+    ax.set_xlabel(axis_label("x"))
+    ax.set_ylabel(axis_label("value", "arbitrary units"))
+    ax.legend()
 
 
 SLEEP = register(Experiment(
     name="selftest-sleep",
     description="Test experiment: sleeps, then returns values determined by (x, seed).",
     run=value,
-    grid={"x": [0, 1, 2], "sleep": [0.3]},
+    grid={"x": [0, 1, 2], "sleep": [0.2]},
     seeds=list(range(6)),
     quick_grid={"x": [0, 1], "sleep": [0.0]},
     quick_seeds=[0, 1],
     expected_seconds=(5, 1),
-    anchors=[Anchor("value", 0.5, "mean of a uniform variable on [0, 1)",
-                    source="any probability textbook (selftest anchor)", where={"kind": "a"})],
+    anchors=[Anchor("value", 0.5, "mean of a uniform variable on [0, 1) (exact)",
+                    source="Feller (1968), An Introduction to Probability Theory and Its Applications, vol. 1",
+                    where={"kind": "a"})],
     plot=plot_value,
-    table=["value"],
+    table={"value": "value (arbitrary units)"},
     hidden=True,
 ), replace=True)

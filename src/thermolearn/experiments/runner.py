@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import logging
 import os
@@ -50,15 +51,16 @@ def limit_threads(n: int = 1) -> None:
     """Make torch, OpenMP/MKL and numba use ``n`` threads in this process.
 
     One thread per point is the right default: points run in parallel, and oversubscribed
-    BLAS/OpenMP/numba threads slow small linear algebra down by orders of magnitude.
+    BLAS/OpenMP/numba threads slow small linear algebra down by orders of magnitude. torch and
+    numba read the environment when they are first imported, so a library that is not loaded
+    yet is not imported here (a point that does not need torch does not pay for its import).
     """
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     if "numba" not in sys.modules:              # numba reads it when first imported
         os.environ["NUMBA_NUM_THREADS"] = str(n)
-    import torch
-
-    if torch.get_num_threads() != n:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
     if "numba" in sys.modules:
         import numba
@@ -86,10 +88,11 @@ def _git_commit() -> Optional[str]:
 @functools.cache
 def describe_device(device: str = "cpu") -> str:
     """'cpu (model name, N cores)' or 'cuda:0 (GPU name)'."""
-    import torch
+    if str(device).startswith("cuda"):
+        import torch
 
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+        if torch.cuda.is_available():
+            return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -101,18 +104,23 @@ def describe_device(device: str = "cpu") -> str:
     return f"{device} ({model}, {os.cpu_count()} cores)"
 
 
+@functools.cache
+def _version(distribution: str) -> Optional[str]:
+    """The installed version of a distribution, read from its metadata (nothing is imported)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def environment(device: str = "cpu") -> dict:
     """Where a point ran: host, device, package version, git commit, library versions."""
-    import dask
-    import numpy
-    import torch
-
     from .. import __version__
 
     return {"host": socket.gethostname(), "device": describe_device(device),
             "package_version": __version__, "git_commit": _git_commit(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "dask": dask.__version__}
+            "python": platform.python_version(), "torch": _version("torch"),
+            "numpy": _version("numpy"), "dask": _version("dask")}
 
 
 def _to_plain(value):
