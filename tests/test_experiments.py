@@ -372,3 +372,16 @@ def test_plot_styles_are_distinct_and_stable():
         style("sa", ["sgd"])
     assert axis_label("time", "s") == "time (s)" and axis_label("alpha") == "alpha"
     assert fit_label("y = a + b N", a=1.9312, b=0.05741) == "fit y = a + b N: a = 1.93, b = 0.0574"
+
+
+def test_anchor_sources_name_a_paper_or_the_measuring_command():
+    ok = ["Salakhutdinov & Murray (2008), Table 2", "measured here: python benchmarks/rsa_scaling.py --seeds 0-11",
+          "Measured here with `thermolearn reproduce perceptron-capacity`"]
+    for source in ok:
+        assert Anchor("v", 1.0, "label", source=source).source == source      # shown as given
+    bad = ["", "measured for the spec", "shared/specs/replicas.md, 'fBP'", "measured here", "a textbook", None]
+    for source in bad:
+        with pytest.raises(ValueError, match="^source: "):
+            Anchor("v", 1.0, "label", source=source)
+    # every registered experiment's anchors pass (they are checked when created)
+    assert all(isinstance(a, Anchor) for e in all_experiments(include_hidden=True) for a in e.anchors)

@@ -34,6 +34,7 @@ import itertools
 import json
 import os
 import pkgutil
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,11 @@ class Anchor:
     metric : record key to compare (e.g. "ais_test_ll").
     value : the published number, or a (low, high) range.
     label : what it is, in words (say [unverified] when the number is recalled, not checked).
-    source : citation (authors, year, where in the paper).
+    source : where the number comes from, shown as given in the report: a paper, with its
+        authors, year and the table or figure ("Salakhutdinov & Murray (2008), Table 2"), or a
+        number measured by this project: "measured here: " and the command that printed it
+        ("measured here: python benchmarks/rsa_scaling.py --seeds 0-11"). A ValueError naming
+        ``source`` otherwise (no 4-digit year, no command).
     where : only records whose fields equal these values are compared (e.g. {"method": "cd"}).
     """
 
@@ -61,6 +66,11 @@ class Anchor:
     source: str
     where: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        check_source(self.source)
+        if not isinstance(self.metric, str) or not self.metric:
+            raise ValueError(f"metric: expected a record key, got {self.metric!r}")
+
     def matches(self, record: dict) -> bool:
         return all(record.get(k) == v for k, v in self.where.items())
 
@@ -69,6 +79,31 @@ class Anchor:
             lo, hi = sorted(self.value)
             return f"{lo:g} to {hi:g}"
         return f"{self.value:g}"
+
+
+_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+_MEASURED = "measured here"
+_COMMAND = re.compile(r"`[^`]+`|\b(python3?|thermolearn|make|pytest)\s+\S")
+
+
+def check_source(source) -> str:
+    """``source`` when it cites a paper (a 4-digit year) or says "measured here" with a command.
+
+    >>> check_source("Baldassi et al. (2016), PNAS 113, Fig. 3")
+    'Baldassi et al. (2016), PNAS 113, Fig. 3'
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(f"source: expected a citation (authors, year, table or figure) or 'measured here: "
+                         f"<command>', got {source!r}")
+    if source.lower().startswith(_MEASURED):
+        if not _COMMAND.search(source):
+            raise ValueError(f"source: a number measured here names the command that printed it, e.g. "
+                             f"'measured here: python benchmarks/x.py --seeds 0-9'; got {source!r}")
+        return source
+    if not _YEAR.search(source):
+        raise ValueError(f"source: expected the paper's authors, year and table or figure (no 4-digit year "
+                         f"found), or 'measured here: <command>'; got {source!r}")
+    return source
 
 
 @dataclass

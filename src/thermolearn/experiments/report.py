@@ -334,9 +334,8 @@ body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; 
 .table { max-width: 100%; overflow-x: auto; margin: 0.5em 0 1.5em; }
 table { border-collapse: collapse; font-size: 0.8em; line-height: 1.25; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; font-weight: 600; white-space: normal; overflow-wrap: anywhere;
-     min-width: 4em; max-width: 11em; }
-td { overflow-wrap: anywhere; max-width: 28em; }
+th { background: #f3f3f3; font-weight: 600; white-space: normal; overflow-wrap: break-word; max-width: 14em; }
+td { overflow-wrap: break-word; max-width: 28em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; overflow-wrap: normal; }
 img { max-width: 100%; border: 1px solid #eee; }
 .meta { color: #666; font-size: 0.85em; }
@@ -346,9 +345,14 @@ img { max-width: 100%; border: 1px solid #eee; }
 _NUMBER = re.compile(r"^-?(\d|inf|nan)")
 
 
+def _breakable(header) -> str:
+    """A header that may wrap after its underscores and slashes (raw record keys)."""
+    return re.sub(r"([_/])", r"\1<wbr>", html.escape(str(header)))
+
+
 def _html_table(columns, rows) -> str:
     """A table in a block that scrolls sideways rather than running off the page."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    head = "".join(f"<th>{_breakable(c)}</th>" for c in columns)
     body = []
     for row in rows:
         cells = []
