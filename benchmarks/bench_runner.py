@@ -7,8 +7,8 @@ N points of a fixed CPU workload (a pure-Python loop calibrated to --work second
 ONE worker process with one thread, so the work is serial in both cases and the difference is
 the runner's cost: submission, scheduling, transfer, the worker-side wrapper (thread limits,
 timing, environment) and one SQLite transaction per point. The cluster is started once and
-warmed up (its first task imports torch); its start-up time is printed separately, as it is
-paid once per sweep, not per point. Also printed: the cost of the SQLite write alone.
+warmed up (its first task imports the package); its start-up time is printed separately, as
+it is paid once per sweep, not per point. Also printed: the cost of the SQLite write alone.
 Each figure is the best of --repeats runs (the machine may be shared).
 """
 
