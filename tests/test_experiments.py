@@ -379,7 +379,7 @@ def test_anchor_sources_name_a_paper_or_the_measuring_command():
           "Measured here with `thermolearn reproduce perceptron-capacity`"]
     for source in ok:
         assert Anchor("v", 1.0, "label", source=source).source == source      # shown as given
-    bad = ["", "measured for the spec", "shared/specs/replicas.md, 'fBP'", "measured here", "a textbook", None]
+    bad = ["", "measured for the spec", "notes/replicas.md, 'fBP'", "measured here", "a textbook", None]
     for source in bad:
         with pytest.raises(ValueError, match="^source: "):
             Anchor("v", 1.0, "label", source=source)
