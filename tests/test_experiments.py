@@ -333,7 +333,7 @@ def test_listing_experiments_and_a_point_without_torch_do_not_load_torch():
 
 def test_table_headers_from_a_dict_and_compact_numbers(tmp_path):
     from thermolearn.experiments.registry import table_headers
-    from thermolearn.experiments.report import fmt
+    from thermolearn.experiments.report import fmt, mean_sd
 
     assert table_headers(["a", "b"]) == {"a": "a", "b": "b"}
     for bad in ({"a": ""}, {"": "x"}, ["a", "a"], "a"):
@@ -341,6 +341,9 @@ def test_table_headers_from_a_dict_and_compact_numbers(tmp_path):
             table_headers(bad)
     assert [fmt(x) for x in (1234567.0, -86.3412, 0.070712, 3e-5, 0.0, 12, 3 * 10**7)] == \
         ["1.23e6", "-86.34", "0.0707", "3.00e-5", "0", "12", "3.00e7"]
+    assert [mean_sd(m, sd) for m, sd in ((0.0879, 0.092), (-160.5, 0.707), (4.02, 1.98), (-17.76, 0.066),
+                                          (1234.4, 12.3), (2.0, 0.0))] == \
+        ["0.088 ± 0.092", "-160.50 ± 0.71", "4.0 ± 2.0", "-17.76 ± 0.066", "1234 ± 12", "2.00 ± 0"]
     _exp("t-headers", {"x": [1, 2], "sleep": [0.0]}, seeds=[0, 1],
          table={"sleep": "pause (s)", "value": "value v (units)", "kind": "record kind"})
     db = tmp_path / "r.sqlite"
@@ -353,8 +356,7 @@ def test_table_headers_from_a_dict_and_compact_numbers(tmp_path):
     # x varies: shown under its own name; sleep does not vary but the table names it
     assert "| x | pause (s) | record kind | value v (units) | seeds |" in md
     v = [_selftest.deterministic_value(1, s) for s in (0, 1)]
-    mean, sd = np.mean(v), np.std(v, ddof=1)
-    assert f"| 1 | 0 | a | {fmt(float(mean))} ± {fmt(float(sd), digits=2)} | 2 |" in md
+    assert f"| 1 | 0 | a | {mean_sd(float(np.mean(v)), float(np.std(v, ddof=1)))} | 2 |" in md
 
 
 def test_plot_styles_are_distinct_and_stable():

@@ -80,16 +80,28 @@ def _sci(x, digits: int) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def mean_sd(mean: float, sd: float) -> str:
+    """'mean ± sd', the sd to 2 significant digits and the mean to the same decimal place (never
+    more digits than :func:`fmt` gives it): 0.0879, 0.092 -> '0.088 ± 0.092'."""
+    if not (math.isfinite(mean) and math.isfinite(sd)) or sd <= 0 or abs(mean) >= 1e4 or abs(sd) >= 1e4 \
+            or sd < 1e-3 or (mean != 0 and abs(mean) < 1e-3):
+        return f"{fmt(mean)} ± {fmt(sd, digits=2)}"
+    decimals = min(6, max(0, 1 - math.floor(math.log10(sd))))
+    shown = fmt(mean)
+    mean_decimals = min(decimals, len(shown.partition(".")[2]) if abs(mean) >= 1 else decimals)
+    return f"{mean:.{mean_decimals}f} ± {sd:.{decimals}f}"
+
+
 def summarize(values, expected: Optional[int] = None) -> str:
-    """'mean ± sd' of numbers (NaN and None dropped; the sd to 2 significant digits), with
-    '(n=k)' when k differs from ``expected`` (the number of seeds); '' when there are none."""
+    """'mean ± sd' of numbers (NaN and None dropped; see :func:`mean_sd`), with '(n=k)' when k
+    differs from ``expected`` (the number of seeds); '' when there are none."""
     xs = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     if not xs:
         return ""
     if len(xs) == 1:
         text = fmt(xs[0] if isinstance(xs[0], int) else float(xs[0]))
     else:
-        text = f"{fmt(statistics.fmean(xs))} ± {fmt(statistics.stdev(xs), digits=2)}"
+        text = mean_sd(statistics.fmean(xs), statistics.stdev(xs))
     if expected is not None and len(xs) != expected:
         text += f" (n={len(xs)})"
     return text
