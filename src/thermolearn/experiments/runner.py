@@ -220,7 +220,8 @@ def run_experiments(names, quick: bool = False, workers: Optional[int] = None,
     quick : the ``--quick`` variants (smaller grids, fewer epochs, small data).
     workers : processes of the local Dask cluster (default 2); ignored with ``scheduler``.
     scheduler : address of an existing Dask scheduler, e.g. "tcp://10.0.0.5:8786".
-    db : the SQLite results file (created when missing).
+    db : the SQLite results file (created, with its folder, when missing); a file that is not
+        SQLite or another program's database is a StoreError before anything runs.
     retry_failed : run the points whose earlier attempt failed again.
     threads : numerical threads per point (torch, OpenMP, numba) on the workers.
     log : where to print the plan and the summary (``None``: silent).
