@@ -35,10 +35,14 @@ def _signature(module: nn.Module):
     return ps, bs
 
 
-def stack_modules(modules: list[nn.Module]):
-    """(params, buffers): dicts name -> (y, *shape) tensors holding the states of ``modules``.
+def stack_modules(modules: list[nn.Module]) -> nn.Module:
+    """A deep copy of ``modules[0]`` whose parameters and buffers are replaced by (y, *shape)
+    tensors stacking those of all ``modules``: the stacked parameters are new ``nn.Parameter``
+    leaves (requiring grad where the originals do), registered under the same names, so that
+    ``named_parameters()`` / ``state_dict()`` of the copy list them. Tied tensors stay tied.
+    The copy is a container and a template for ``torch.func.functional_call``: calling it
+    directly would not work (its tensors have the extra replica dimension).
 
-    The stacked parameters are new leaf tensors; those of trainable parameters require grad.
     All modules must have the same parameter and buffer names, shapes, dtypes and devices.
     """
     first = _signature(modules[0])
@@ -49,20 +53,55 @@ def stack_modules(modules: list[nn.Module]):
                              "build the same architecture every time")
     linear_weights = {f"{prefix}.weight" if prefix else "weight"
                       for prefix, sub in modules[0].named_modules() if isinstance(sub, nn.Linear)}
-    params, buffers = {}, {}
+    stacked = {}
     for name, shape, _, _, req in first[0]:
-        stacked = torch.stack([m.get_parameter(name).detach() for m in modules])
+        w = torch.stack([m.get_parameter(name).detach() for m in modules])
         if name in linear_weights and len(shape) == 2:
             # stored as the transpose of a contiguous (y, in, out) tensor: the batched linear layer
             # computes x @ W^T, whose weight gradient then arrives in this layout and is taken
             # as it is, instead of being copied into a (y, out, in) layout (costly on a CPU)
-            stacked = stacked.transpose(1, 2).contiguous().transpose(1, 2)
-        else:
-            stacked = stacked.clone()
-        params[name] = stacked.requires_grad_(req)
+            w = w.transpose(1, 2).contiguous().transpose(1, 2)
+        stacked[id(modules[0].get_parameter(name))] = nn.Parameter(w, requires_grad=req)
     for name, *_ in first[1]:
-        buffers[name] = torch.stack([m.get_buffer(name).detach() for m in modules]).clone()
-    return params, buffers
+        stacked[id(modules[0].get_buffer(name))] = torch.stack([m.get_buffer(name).detach() for m in modules])
+    return _copy_with(modules[0], stacked)
+
+
+def _copy_with(template: nn.Module, replacements: dict) -> nn.Module:
+    """``copy.deepcopy(template)`` with the tensors whose ``id`` is a key of ``replacements``
+    replaced by the values (never copied: the deep copy's memo maps them); aliases of one tensor
+    (tied weights) get the same replacement."""
+    memo = dict(replacements)
+    memo[id(memo)] = list(replacements.values())      # keeps them alive, as deepcopy's memo does
+    return copy.deepcopy(template, memo)
+
+
+def module_from(template: nn.Module, params: dict, buffers: dict) -> nn.Module:
+    """A copy of ``template`` (a module or a stacked container of :func:`stack_modules`) holding
+    ``params`` and ``buffers`` (name -> tensor; copied), on their dtype and device. The template's
+    own tensors are not copied."""
+    repl = {}
+    for name, value in params.items():
+        p = template.get_parameter(name)
+        repl[id(p)] = nn.Parameter(value.detach().clone(), requires_grad=p.requires_grad)
+    for name, value in buffers.items():
+        repl[id(template.get_buffer(name))] = value.detach().clone()
+    return _copy_with(template, repl)
+
+
+def tensor_tree(tensors: dict) -> nn.Module:
+    """An ``nn.Module`` holding ``tensors`` (name -> tensor, dotted names) as buffers at those
+    names, so that its ``state_dict`` keys are the names and ``.to()`` moves them."""
+    root = nn.Module()
+    for name, value in tensors.items():
+        *path, leaf = name.split(".")
+        node = root
+        for part in path:
+            if part not in node._modules:
+                node.add_module(part, nn.Module())
+            node = node._modules[part]
+        node.register_buffer(leaf, value)
+    return root
 
 
 def replica_mean(p: torch.Tensor) -> torch.Tensor:
@@ -72,21 +111,6 @@ def replica_mean(p: torch.Tensor) -> torch.Tensor:
     p = p.detach()
     out = torch.empty_like(p[0])
     return torch.mean(p, 0, out=out)
-
-
-def load_into(module: nn.Module, params: dict, buffers: dict) -> nn.Module:
-    """Copy unbatched ``params`` / ``buffers`` (name -> tensor) into ``module``; return it."""
-    with torch.no_grad():
-        for name, value in params.items():
-            module.get_parameter(name).copy_(value)
-        for name, value in buffers.items():
-            module.get_buffer(name).copy_(value)
-    return module
-
-
-def module_from(template: nn.Module, params: dict, buffers: dict) -> nn.Module:
-    """A deep copy of ``template`` holding ``params`` and ``buffers``."""
-    return load_into(copy.deepcopy(template), params, buffers)
 
 
 def reset_parameters(module: nn.Module) -> int:
@@ -101,12 +125,9 @@ def reset_parameters(module: nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def seeded(seed):
-    """Run the block with torch's global generators seeded by ``seed`` and restored afterwards;
-    with ``seed=None`` the global generators are used as they are."""
-    if seed is None:
-        yield
-        return
+def seeded(seed: int):
+    """Run the block with torch's global generators seeded by the integer ``seed``, restored
+    afterwards (for code that draws from them, such as ``reset_parameters``)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         yield
@@ -128,11 +149,13 @@ def call(base: nn.Module, params: dict, buffers: dict, x, tied: bool = True):
     return torch.func.functional_call(base, (params, buffers), (x,), tie_weights=tied)
 
 
-def batched_outputs(base: nn.Module, params: dict, buffers: dict, X: torch.Tensor, tied: bool = True) -> torch.Tensor:
-    """Outputs of all replicas in one vmapped call: replica a sees ``X[a]``; shape (y, ...)."""
+def batched_outputs(base: nn.Module, params: dict, buffers: dict, X: torch.Tensor, tied: bool = True,
+                    shared: bool = False) -> torch.Tensor:
+    """Outputs of all replicas in one vmapped call, shape (y, ...): replica a sees ``X[a]``, or
+    ``X`` itself with ``shared=True``."""
     def one(p, b, x):
         return call(base, p, b, x, tied)
-    return torch.func.vmap(one, randomness="different")(params, buffers, X)
+    return torch.func.vmap(one, in_dims=(0, 0, None if shared else 0), randomness="different")(params, buffers, X)
 
 
 def batched_losses(base: nn.Module, params: dict, buffers: dict, X: torch.Tensor, T: torch.Tensor,
@@ -225,10 +248,10 @@ def bmm_outputs(plan: list, params: dict, X: torch.Tensor) -> torch.Tensor:
     for op, *args in plan:
         if op == "linear":
             weight, bias = params[args[0]], (None if args[1] is None else params[args[1]])
-            h = X.reshape(y, -1, X.shape[-1])
+            h = X if X.dim() == 3 else X.reshape(y, -1, X.shape[-1])
             wt = weight.transpose(1, 2)   # (y, in, out): contiguous in the layout of stack_modules
             h = torch.bmm(h, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, wt)
-            X = h.reshape(*X.shape[:-1], h.shape[-1])
+            X = h if X.dim() == 3 else h.reshape(*X.shape[:-1], h.shape[-1])
         elif op == "flatten":
             X = X.flatten(*args)
         else:
@@ -248,23 +271,46 @@ def _cross_entropy_options(loss_fn) -> dict | None:
     return None
 
 
+class _StackedCrossEntropy(torch.autograd.Function):
+    """Per-replica mean cross-entropy of (y, b, C) logits and (y, b) class indices, one autograd
+    node: the forward keeps the softmax, the backward is (softmax - onehot) * g / n_valid. Same
+    values as torch's cross-entropy (to rounding); fewer and larger kernels than log_softmax +
+    nll_loss on many short rows, whose per-row overhead dominates for C = 10 on a CPU."""
+
+    @staticmethod
+    def forward(ctx, out, T, ignore_index):
+        valid = T != ignore_index
+        idx = torch.where(valid, T, 0).unsqueeze(-1)
+        shifted = out - out.amax(-1, keepdim=True)
+        e = shifted.exp()
+        s = e.sum(-1, keepdim=True)
+        per_sample = (s.log() - shifted.gather(-1, idx)).squeeze(-1)      # -log softmax at the target
+        weight = valid.to(out.dtype) / valid.sum(1, keepdim=True)         # 1 / n_valid, 0 if ignored
+        ctx.save_for_backward(e.div_(s), idx, weight)
+        return (per_sample * weight).sum(1)
+
+    @staticmethod
+    def backward(ctx, g):
+        probs, idx, weight = ctx.saved_tensors
+        w = (weight * g.unsqueeze(1)).unsqueeze(-1)                       # (y, b, 1)
+        grad = probs.mul(w)
+        grad.scatter_add_(-1, idx, -w)
+        return grad, None, None
+
+
 def stacked_losses(out: torch.Tensor, T: torch.Tensor, loss_fn) -> torch.Tensor:
     """Losses ``loss_fn(out[a], T[a])`` of stacked outputs and targets, shape (y,).
 
-    Torch's cross-entropy (see :func:`_cross_entropy_options`) is computed once, per sample, on
-    the outputs folded into one batch (y * b, ...); each replica's loss is then the mean of its
-    samples (targets equal to ``ignore_index`` left out). For class-index targets without label
-    smoothing it is written as logsumexp - logit (same value to rounding, faster on CPU). Any other ``loss_fn`` is called
-    replica by replica on slices of ``out``."""
+    Torch's cross-entropy (see :func:`_cross_entropy_options`) is computed once on all replicas:
+    for (y, b, C) logits and class-index targets without label smoothing by one fused autograd
+    node (:class:`_StackedCrossEntropy`), otherwise per sample on the outputs folded into one
+    batch (y * b, ...); each replica's loss is the mean over its samples (targets equal to
+    ``ignore_index`` left out). Any other ``loss_fn`` is called replica by replica on slices of
+    ``out``."""
     options = _cross_entropy_options(loss_fn)
     if (options is not None and out.dim() == 3 and T.shape == out.shape[:2] and not T.is_floating_point()
             and options["label_smoothing"] == 0.0):
-        # class indices, (y, b, C) logits: -log softmax at the target = logsumexp - logit, written
-        # out because torch's fused kernel is slow on many short rows (about 2x for C = 10)
-        valid = T != options["ignore_index"]
-        picked = out.gather(-1, torch.where(valid, T, 0).unsqueeze(-1)).squeeze(-1)
-        per_sample = torch.where(valid, out.logsumexp(-1) - picked, 0.0)
-        return per_sample.sum(1) / valid.sum(1)
+        return _StackedCrossEntropy.apply(out, T, options["ignore_index"])
     if options is not None and out.dim() >= 3 and T.shape[:2] == out.shape[:2]:
         y = out.shape[0]
         per_sample = nn.functional.cross_entropy(out.flatten(0, 1), T.flatten(0, 1), reduction="none",

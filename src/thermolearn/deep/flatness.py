@@ -1,12 +1,14 @@
 """Flatness measures for ordinary PyTorch networks: local energy under weight noise, and
 distances between replicas.
 
-Local energy (shared/specs/replicas.md, "Continuous networks"): the training loss / error of
-a network whose weights are perturbed, as a function of the perturbation size sigma. A flat
-minimum keeps a low local energy up to larger sigma than a sharp one.
+Local energy (Baldassi et al., PNAS 2020; Pittorino et al., ICLR 2021, where it is the training
+error after multiplicative weight noise): the training loss / error of a network whose weights
+are perturbed, as a function of the perturbation size sigma. A flat minimum keeps a low local
+energy up to larger sigma than a sharp one.
 
-* multiplicative noise: w -> w (1 + sigma z),
-* additive noise:       w -> w + sigma z, or w + sigma rms(W) z with ``layer_scaled=True``,
+* ``kind="multiplicative"``: w -> w (1 + sigma z),
+* ``kind="additive"``:       w -> w + sigma z,
+* ``kind="layer-scaled"``:   w -> w + sigma rms(W) z,
 
 with z ~ N(0, 1) independently per weight and rms(W) = |W| / sqrt(size of W) the root mean
 square of the parameter tensor W that holds w (so the perturbation of each tensor has a norm
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,35 +26,14 @@ from torch import nn
 from torch.func import functional_call
 
 from .._numerics import check_int, check_reals
+from ..results import LocalEnergy
 from ..seeding import as_generator
 
-__all__ = ["LocalEnergy", "classification_error", "local_energy", "replica_distances"]
+__all__ = ["classification_error", "distance_summary", "local_energy", "replica_distances",
+           "squared_distances"]
 
-_KINDS = ("multiplicative", "additive")
+_KINDS = ("multiplicative", "additive", "layer-scaled")
 _METRICS = ("loss", "error", "both")
-
-
-@dataclass
-class LocalEnergy:
-    """Result of :func:`local_energy`. Arrays are float64 NumPy arrays indexed like ``sigmas``;
-    the metrics that were not requested are None.
-
-    ``*_mean`` / ``*_std``: mean and sample standard deviation (ddof = 1; 0 for one draw) over
-    the draws; ``*_draws``: every draw, shape (len(sigmas), draws); ``base_*``: the unperturbed
-    network. The standard error of a mean is ``std / sqrt(draws)``.
-    """
-
-    sigmas: np.ndarray
-    kind: str
-    draws: int
-    base_loss: float | None
-    base_error: float | None
-    loss_mean: np.ndarray | None = None
-    loss_std: np.ndarray | None = None
-    error_mean: np.ndarray | None = None
-    error_std: np.ndarray | None = None
-    loss_draws: np.ndarray | None = field(default=None, repr=False)
-    error_draws: np.ndarray | None = field(default=None, repr=False)
 
 
 def classification_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -81,9 +61,12 @@ def classification_error(output: torch.Tensor, target: torch.Tensor) -> torch.Te
 
 def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
                  kind: str = "multiplicative", draws: int = 10, seed=0, metric: str = "loss",
-                 *, layer_scaled: bool = False, select: Callable | None = None,
-                 error_fn: Callable | None = None) -> LocalEnergy:
+                 *, select: Callable | None = None, error_fn: Callable | None = None):
     """Loss and/or error of ``model`` on ``data`` under random weight perturbations of size sigma.
+
+    Returns a :class:`thermolearn.results.LocalEnergy` (sizes = sigmas, values (len(sigmas),
+    draws), base = the unperturbed value; mean, std with ddof = 1, sem); with ``metric="both"``
+    a dict ``{"loss": LocalEnergy, "error": LocalEnergy}`` of the same draws.
 
     Parameters
     ----------
@@ -97,22 +80,21 @@ def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
         DataLoader, a list); ``model(x)`` gives the output. Tensors are moved to the device of
         the model's first parameter. A one-shot iterator is read into a list once.
     sigmas : a number or a 1-d sequence of noise sizes >= 0.
-    kind : "multiplicative" (w (1 + sigma z)) or "additive" (w + sigma z).
+    kind : ``"multiplicative"`` (w (1 + sigma z)), ``"additive"`` (w + sigma z) or
+        ``"layer-scaled"`` (w + sigma rms(W) z: a relative perturbation of each tensor).
     draws : number of noise draws per sigma (>= 1).
     seed : int, ``torch.Generator`` or None. The draws use common random numbers: draw k uses
         the same z at every sigma, so the curve is smooth in sigma and the value at one sigma
         does not depend on the other sigmas requested. z is drawn, draw after draw, with
         ``torch.randn(shape, generator=..., dtype=param dtype)`` for each perturbed parameter in
         ``model.named_parameters()`` order.
-    metric : "loss", "error" or "both".
-    layer_scaled : additive noise only: scale z by the root mean square of its parameter tensor
-        (w + sigma rms(W) z), a relative perturbation of each tensor; default unscaled.
+    metric : ``"loss"``, ``"error"`` or ``"both"``.
     select : optional ``select(name, param) -> bool`` choosing the perturbed parameters
         (default all); the others keep their values.
     error_fn : ``error_fn(output, target)`` giving the batch error rate; default
         :func:`classification_error`.
 
-    sigma = 0 is not evaluated again: it gets exactly the unperturbed value and std 0.
+    sigma = 0 is not evaluated again: every draw gets exactly the unperturbed value.
     """
     if kind not in _KINDS:
         raise ValueError(f"kind: expected one of {_KINDS}, got {kind!r}")
@@ -121,8 +103,6 @@ def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     draws = check_int(draws, "draws")
-    if layer_scaled and kind != "additive":
-        raise ValueError("layer_scaled: only meaningful with kind='additive'")
     sig = check_reals(sigmas, "sigmas")
     want_loss = metric in ("loss", "both")
     want_err = metric in ("error", "both")
@@ -162,7 +142,7 @@ def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
             zero = sig == 0
             L[zero], E[zero] = base_loss, base_err
             scales = None
-            if layer_scaled:
+            if kind == "layer-scaled":
                 scales = [p.detach().norm() / math.sqrt(max(p.numel(), 1)) for _, p in named]
             for k in range(draws):
                 zs = [torch.randn(p.shape, generator=gen, device=gen.device, dtype=p.dtype)
@@ -181,22 +161,12 @@ def local_energy(model: nn.Module, loss_fn: Callable, data, sigmas,
         for m, flag in flags:
             m.training = flag
 
-    def summary(a, base):
-        mean = a.mean(axis=1)
-        std = a.std(axis=1, ddof=1) if draws > 1 else np.zeros(sig.size)
-        mean[zero], std[zero] = base, 0.0               # exact, whatever the rounding of mean()
-        return mean, std
-
-    res = LocalEnergy(sigmas=sig, kind=kind, draws=draws,
-                      base_loss=base_loss if want_loss else None,
-                      base_error=base_err if want_err else None)
+    results = {}
     if want_loss:
-        res.loss_mean, res.loss_std = summary(L, base_loss)
-        res.loss_draws = L
+        results["loss"] = LocalEnergy(sizes=sig, kind=kind, metric="loss", values=L, base=base_loss)
     if want_err:
-        res.error_mean, res.error_std = summary(E, base_err)
-        res.error_draws = E
-    return res
+        results["error"] = LocalEnergy(sizes=sig, kind=kind, metric="error", values=E, base=base_err)
+    return results if metric == "both" else results[metric]
 
 
 def _batches(data):
@@ -229,6 +199,43 @@ def _flat_params(obj, name: str) -> list[torch.Tensor]:
     return [t.detach() for t in ts]
 
 
+def squared_distances(stacked, center=None, mean=None):
+    """The per-replica squared distances behind every distance of :mod:`thermolearn.deep`.
+
+    ``stacked``: tensors (y, *shape), one per parameter tensor, replica a in row a; ``center``:
+    tensors of the shapes ``shape`` (the center c), or None for the replicas' mean; ``mean``: the
+    mean to measure the spread from, default the mean over the y rows (a caller that holds only
+    some replicas, such as one process of a group, passes the mean over all of them).
+    Returns float64 tensors (y,) ``to_center`` = |w_a - c|^2 and ``to_mean`` = |w_a - w_bar|^2,
+    summed over all tensors, computed in float64."""
+    stacked = [torch.as_tensor(W).detach() for W in stacked]
+    if not stacked:
+        raise ValueError("stacked: no tensors")
+    y = stacked[0].shape[0]
+    to_c = torch.zeros(y, dtype=torch.float64)
+    to_m = torch.zeros(y, dtype=torch.float64)
+    for j, W in enumerate(stacked):
+        W = W.to(torch.float64)
+        m = W.mean(0) if mean is None else mean[j].detach().to(device=W.device, dtype=torch.float64)
+        dm = ((W - m) ** 2).reshape(y, -1).sum(1)
+        to_m += dm.cpu()
+        if center is None and mean is None:
+            to_c += dm.cpu()
+        else:
+            c = m if center is None else center[j].detach().to(device=W.device, dtype=torch.float64)
+            to_c += ((W - c) ** 2).reshape(y, -1).sum(1).cpu()
+    return to_c, to_m
+
+
+def distance_summary(to_center: torch.Tensor, to_mean: torch.Tensor) -> dict:
+    """The distance dict of :func:`replica_distances` from the per-replica squared distances of
+    :func:`squared_distances`: ``"to_center"`` (y,), ``"mean_to_center"``, and ``"pairwise"`` =
+    mean over pairs a < b of |w_a - w_b|^2 = 2 / (y - 1) * sum_a |w_a - w_bar|^2 (NaN for y = 1)."""
+    y = int(to_center.shape[0])
+    pairwise = 2.0 * float(to_mean.sum()) / (y - 1) if y > 1 else math.nan
+    return {"to_center": to_center, "mean_to_center": float(to_center.mean()), "pairwise": pairwise}
+
+
 def replica_distances(replicas, center=None) -> dict:
     """Squared Euclidean distances (all parameters together) of separate networks to a center
     and between them, e.g. the workers of :class:`~thermolearn.deep.elastic.ElasticAveraging`
@@ -236,7 +243,7 @@ def replica_distances(replicas, center=None) -> dict:
 
     ``replicas``: a sequence of y >= 1 networks (``nn.Module``) or parameter lists of equal
     shapes; ``center``: a network / parameter list of the same shapes, or None for the replicas'
-    mean. Returns the dict of :meth:`thermolearn.deep.Replicated.distances`:
+    mean. Returns the dict that :meth:`thermolearn.deep.Replicated.distances` returns too:
 
     * ``"to_center"``: float64 tensor (y,), |w_a - c|^2;
     * ``"mean_to_center"``: their mean;
@@ -255,15 +262,6 @@ def replica_distances(replicas, center=None) -> dict:
     cen = None if center is None else _flat_params(center, "center")
     if cen is not None and [tuple(t.shape) for t in cen] != shapes:
         raise ValueError("center: its tensors do not have the replicas' shapes")
-    y = len(reps)
-    to_c = torch.zeros(y, dtype=torch.float64)
-    spread = 0.0                                        # sum_a |w_a - w_bar|^2
-    for j in range(len(shapes)):
-        dev = reps[0][j].device
-        W = torch.stack([r[j].to(device=dev, dtype=torch.float64) for r in reps])
-        mean = W.mean(0)
-        spread += float(((W - mean) ** 2).sum())
-        c = mean if cen is None else cen[j].to(device=dev, dtype=torch.float64)
-        to_c += ((W - c) ** 2).reshape(y, -1).sum(1).cpu()
-    pairwise = 2.0 * spread / (y - 1) if y > 1 else math.nan
-    return {"to_center": to_c, "mean_to_center": float(to_c.mean()), "pairwise": pairwise}
+    stacked = [torch.stack([r[j].to(device=reps[0][j].device, dtype=torch.float64) for r in reps])
+               for j in range(len(shapes))]
+    return distance_summary(*squared_distances(stacked, cen))

@@ -1,8 +1,8 @@
 """Robust ensembles of ordinary PyTorch networks: y coupled replicas trained side by side.
 
-Replicated SGD on deep networks (Baldassi, Pittorino, Zecchina, PNAS 2020; Pittorino et al.,
-ICLR 2021) and elastic averaging (Zhang, Choromanska, LeCun 2015); the facts are collected in
-shared/specs/replicas.md, "Continuous networks".
+Replicated SGD on deep networks (Baldassi, Pittorino, Zecchina, PNAS 2020; Pittorino, Lucibello,
+Feinauer, Perugini, Baldassi, Demyanenko, Zecchina, "Entropic gradient descent algorithms and wide
+flat minima", ICLR 2021) and elastic averaging (Zhang, Choromanska, LeCun, NIPS 2015).
 
 Objective of one step
 ---------------------
@@ -32,7 +32,7 @@ replica receives exactly the gradient it would get alone. Two couplings:
 
 Other conventions map onto this one: an objective sum_a L_a + g sum_a |w_a - c|^2 (no 1/2) is
 gamma = 2 g; the per-replica mean (1/y) sum_a [L_a + g |w_a - c|^2] (the form "CE + g mean_a
-|w_a - w_center|^2" of the spec) has the same minimisers and, trained with learning rate eta, takes
+|w_a - w_center|^2" of Pittorino et al. 2021) has the same minimisers and, trained with learning rate eta, takes
 the steps that this objective takes with gamma = 2 g and learning rate eta / y. Buffers (BatchNorm
 running statistics) are not coupled; each replica keeps its own.
 
@@ -41,15 +41,33 @@ optimizer's step, so every optimizer (momentum, Adam, weight decay) sees the gra
 
 gamma schedule
 --------------
-``gamma`` is a number or a callable ``t -> gamma`` (see :mod:`thermolearn.schedules`;
-:func:`exponential_growth` gives g0 (1 + g1)^t). With ``gamma_clock="step"`` (default) t is the
+``gamma`` is a number or a schedule from :mod:`thermolearn.schedules` (``Geometric(g0, 1 + g1)``
+gives the exponential scoping g0 (1 + g1)^t, ``LinearDecay(g0, steps, end=g1)`` a linear ramp). With ``gamma_clock="step"`` (default) t is the
 number of steps done so far (0 at the first step); with ``gamma_clock="epoch"`` it is the epoch
 counter, advanced by :meth:`Replicated.next_epoch`.
 
+A torch module
+--------------
+:class:`Replicated` is an ``nn.Module``. Each parameter of the module is stored once for all
+replicas as a (y, *shape) ``nn.Parameter`` (and each buffer as a (y, *shape) buffer) in the
+submodule ``stack``, a copy of the module's structure, under the module's own names:
+``named_parameters()`` gives ``("stack.0.weight", (y, out, in) tensor)``, and so on.
+``rep(x)`` returns the outputs of every replica on the same ``x``, stacked (y, batch, ...), with
+gradients; ``rep.train()`` / ``rep.eval()`` switch dropout and batch normalisation of every
+replica (the mode ``step`` trains in; a fresh ``Replicated`` is in training mode);
+``rep.to(device, dtype)`` moves the replicas, the explicit center and the optimizer's state
+together; ``torch.compile(rep)`` compiles the forward pass.
+
+``state_dict()`` holds ``stack.<name>`` (y, *shape) for every parameter and buffer,
+``center_weights.<name>`` for the explicit center of ``coupling="center"`` (unstacked shapes;
+buffers, so not in ``parameters()``), and an ``_extra_state`` entry with replicas, coupling,
+the step and epoch counters (the clock of gamma) and the optimizer's ``state_dict``: loading it
+into a ``Replicated`` built with the same module, replicas, coupling and optimizer resumes
+training exactly. The gamma schedule itself is not stored (pass it to the constructor again).
+
 Storage and optimizers
 ----------------------
-Each parameter of the module is stored once for all replicas as a (y, *shape) tensor; the
-optimizer is built on these stacked tensors. Optimizers that act element by element (SGD, momentum,
+The optimizer is built on the stacked trainable parameters. Optimizers that act element by element (SGD, momentum,
 Nesterov, Adam, AdamW, RMSprop, Adagrad, weight decay) then do exactly what y independent
 optimizers would do. Optimizers that use per-tensor norms (LARS, LAMB) or a closure (LBFGS), and
 clipping by a global gradient norm, would mix the replicas and are not equivalent. One more
@@ -93,17 +111,19 @@ gradient (otherwise every step copies each weight gradient through a transpose, 
 costs as much as a matrix product); values, shapes and state dicts are unaffected. The ``"bmm"``
 path multiplies by that contiguous (y, in, out) tensor.
 
-Speed (benchmarks/bench_replicas.py, one CPU thread, y = 8, batch 64 per replica): a step of
-the 8 replicas of an MLP 64-128-10 on the ``"bmm"`` path is 2.3x faster than stepping 8 separate
-modules one after the other (2.1x with the mean coupling on; the ``"vmap"`` path: 1.6x); for an
-MLP 784-500-10, where the matrix products dominate, 1.2-1.3x (``"vmap"``: 1.0-1.1x).
+The ``"bmm"`` path computes torch's cross-entropy of class-index targets as one fused autograd
+node on the (y, b, C) outputs (the forward keeps the softmax; the backward is softmax minus the
+one-hot targets), which saves the many small kernels of log_softmax and nll_loss.
+
+Speed: ``benchmarks/bench_replicas.py`` times a step of the 8 replicas of an MLP 64-128-10 on the
+digits against stepping 8 separate modules one after the other, side by side.
 """
 
 from __future__ import annotations
 
 import cmath
+import contextlib
 import copy
-import math
 import warnings
 
 import torch
@@ -111,11 +131,26 @@ from torch import nn
 
 from .._numerics import check_int, check_real
 from ..schedules import as_schedule
+from ..seeding import check_seed, spawn_seeds
 from . import _functional as F_
+from .flatness import distance_summary, squared_distances
 
-__all__ = ["Replicated"]
+__all__ = ["Replicated", "reset_parameters"]
 
 COUPLINGS = ("mean", "center")
+
+
+def reset_parameters(module: nn.Module, seed=None) -> nn.Module:
+    """Re-initialise ``module`` in place: ``reset_parameters()`` of every submodule that has one
+    (parameters of the others are left as they are), drawing from torch's global generators
+    seeded from ``seed`` (an int ``s`` seeds them with ``s``; a ``torch.Generator`` gives one
+    integer seed drawn from it; None fresh entropy) and restored afterwards, so the caller's
+    random state is untouched. Returns ``module``."""
+    seed = check_seed(seed)
+    s = seed if isinstance(seed, int) else spawn_seeds(seed, 1)[0]
+    with F_.seeded(s):
+        F_.reset_parameters(module)
+    return module
 
 
 def make_optimizer(optimizer, lr, params: list, who: str = "Replicated"):
@@ -124,17 +159,17 @@ def make_optimizer(optimizer, lr, params: list, who: str = "Replicated"):
         lr = 0.01 if lr is None else check_real(lr, "lr")
         return torch.optim.SGD(params, lr=lr)
     if lr is not None:
-        raise ValueError(f"{who}: lr only sets the default SGD; give the learning rate to your "
+        raise ValueError(f"lr: only sets the default SGD of {who}; give the learning rate to your "
                          "optimizer factory instead, e.g. optimizer=lambda p: torch.optim.Adam(p, lr=1e-3)")
     if isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"{who}: optimizer must be a callable params -> Optimizer (e.g. "
-                        "torch.optim.Adam or functools.partial(torch.optim.SGD, lr=0.1)), not an "
-                        "Optimizer instance, which is already bound to other tensors")
+        raise TypeError("optimizer: expected a callable params -> Optimizer (e.g. torch.optim.Adam or "
+                        "functools.partial(torch.optim.SGD, lr=0.1)), not an Optimizer instance, which "
+                        "is already bound to other tensors")
     if not callable(optimizer):
-        raise TypeError(f"{who}: optimizer must be a callable params -> Optimizer, got {optimizer!r}")
+        raise TypeError(f"optimizer: expected a callable params -> Optimizer, got {optimizer!r}")
     opt = optimizer(params)
     if not isinstance(opt, torch.optim.Optimizer):
-        raise TypeError(f"{who}: optimizer(params) returned {type(opt).__name__}, not a torch.optim.Optimizer")
+        raise TypeError(f"optimizer: optimizer(params) returned {type(opt).__name__}, not a torch.optim.Optimizer")
     return opt
 
 
@@ -146,8 +181,12 @@ def _grads_finite(tensors) -> bool:
     return not sums or bool(torch.isfinite(torch.stack(sums)).all())
 
 
-class Replicated(F_.GammaClock):
+class Replicated(F_.GammaClock, nn.Module):
     """y replicas of a torch module, trained together with an optional coupling to a center.
+
+    An ``nn.Module``: ``rep(x)`` gives the stacked outputs (y, batch, ...) of all replicas on
+    ``x``; see "A torch module" in the module documentation for parameters, modes, ``.to`` and
+    ``state_dict``.
 
     Parameters
     ----------
@@ -156,10 +195,12 @@ class Replicated(F_.GammaClock):
     replicas : y, the number of replicas.
     coupling : ``"mean"`` (center = barycenter of the replicas) or ``"center"`` (explicit elastic
         center variable); see the module documentation for the exact objective.
-    gamma : coupling strength, a number or a schedule ``t -> gamma`` (0 = independent replicas).
+    gamma : coupling strength, a number or a schedule from :mod:`thermolearn.schedules`
+        (0 = independent replicas), read with the clock ``gamma_clock``.
     optimizer : callable ``params -> torch.optim.Optimizer`` applied to the list of stacked
         (y, *shape) trainable parameters, e.g. ``torch.optim.Adam`` or
         ``lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)``; default SGD with ``lr``.
+        Learning-rate schedules: torch's ``lr_scheduler`` on ``rep.optimizer``.
     lr : learning rate of the default SGD (0.01); only with ``optimizer=None``.
     center_lr : step size eta_c of the explicit center (``coupling="center"``); default the
         optimizer's current learning rate (``param_groups[0]["lr"]``).
@@ -168,9 +209,10 @@ class Replicated(F_.GammaClock):
     reinit : with a module, re-initialise every copy with ``reset_parameters()`` of its submodules
         (parameters of modules without ``reset_parameters`` are left as copied); default False:
         all replicas start as copies of ``module``.
-    seed : with ``reinit`` or a factory: replica a is re-initialised / built with torch's global
-        generators seeded with ``seed + a`` (restored afterwards); None uses the global generators
-        as they are.
+    seed : int, ``torch.Generator`` or None. With ``reinit`` or a factory, replica a is
+        re-initialised / built with torch's global generators seeded with the a-th of
+        ``thermolearn.seeding.spawn_seeds(seed, replicas)`` and restored afterwards (so replica a
+        starts the same whatever ``replicas`` is); None draws fresh seeds.
     vmap : ``"auto"`` (batched matrix products for plain MLPs, see "Evaluation" in the module
         documentation; otherwise vmap, falling back to a loop with a warning if the module cannot
         be vmapped), ``True`` (always vmap, also for plain MLPs; errors propagate) or ``False``
@@ -178,8 +220,8 @@ class Replicated(F_.GammaClock):
 
     Attributes
     ----------
-    stacked : dict name -> (y, *shape) parameter tensors (live; the optimizer updates them).
-    stacked_buffers : dict name -> (y, *shape) buffers (live).
+    stack : the submodule holding the stacked (y, *shape) parameters and buffers.
+    stacked, stacked_buffers : dicts name -> those tensors (live; the optimizer updates them).
     optimizer, replicas, coupling, steps, epoch; last_losses: (y,) data losses of the last step.
     path : how the replicas are evaluated: ``"bmm"``, ``"vmap"``, ``"loop"``, or None while
         ``vmap="auto"`` has not tried vmap yet.
@@ -188,6 +230,7 @@ class Replicated(F_.GammaClock):
     def __init__(self, module, replicas: int = 4, *, coupling: str = "mean", gamma=0.0, optimizer=None,
                  lr=None, center_lr=None, gamma_clock: str = "step", reinit: bool = False, seed=None,
                  vmap="auto"):
+        nn.Module.__init__(self)
         y = self.replicas = check_int(replicas, "replicas")
         if coupling not in COUPLINGS:
             raise ValueError(f"coupling: expected one of {COUPLINGS}, got {coupling!r}")
@@ -195,51 +238,151 @@ class Replicated(F_.GammaClock):
             raise ValueError(f"gamma_clock: expected 'step' or 'epoch', got {gamma_clock!r}")
         if vmap not in ("auto", True, False):
             raise ValueError(f"vmap: expected 'auto', True or False, got {vmap!r}")
-        seed = check_int(seed, "seed", minimum=0, allow_none=True)
+        seed = check_seed(seed)
         self.coupling = coupling
-        self.gamma_schedule = as_schedule(gamma, "gamma")
+        self.gamma_schedule = as_schedule(gamma, "gamma", minimum=0.0)
         self.gamma_clock = gamma_clock
         self.center_lr = None if center_lr is None else check_real(center_lr, "center_lr", 0.0, strict=False)
 
         if isinstance(module, nn.Module):
+            seeds = spawn_seeds(seed, y) if reinit else None
             modules = []
             for a in range(y):
                 m = copy.deepcopy(module)
                 if reinit:
-                    with F_.seeded(None if seed is None else seed + a):
-                        F_.reset_parameters(m)
+                    reset_parameters(m, seeds[a])
                 modules.append(m)
         elif callable(module):
             modules = []
-            for a in range(y):
-                with F_.seeded(None if seed is None else seed + a):
+            for s in spawn_seeds(seed, y):
+                with F_.seeded(s):
                     m = module()
                 if not isinstance(m, nn.Module):
-                    raise TypeError(f"the factory returned {type(m).__name__}, not an nn.Module")
+                    raise TypeError(f"module: the factory returned {type(m).__name__}, not an nn.Module")
                 modules.append(m)
         else:
             raise TypeError(f"module: expected an nn.Module or a factory () -> nn.Module, got {type(module).__name__}")
 
-        self.stacked, self.stacked_buffers = F_.stack_modules(modules)
-        self._base = modules[0]          # structure only: its own tensors are never read
-        self._tied = F_.has_tied_tensors(self._base)
+        self.stack = F_.stack_modules(modules)
         del modules
-        self._trainable = [(n, p) for n, p in self.stacked.items() if p.requires_grad]
+        self._tied = F_.has_tied_tensors(self.stack)
+        self._refresh()
         if not self._trainable:
-            raise ValueError("the module has no trainable parameters")
+            raise ValueError("module: it has no trainable parameters")
+        if coupling == "center":
+            self.center_weights = F_.tensor_tree({n: F_.replica_mean(p) for n, p in self._trainable})
+            self._refresh()
         self.optimizer = make_optimizer(optimizer, lr, [p for _, p in self._trainable])
-        self._center = ({n: F_.replica_mean(p) for n, p in self._trainable} if coupling == "center" else None)
         # the batched-matrix-product path, for plain MLPs (with vmap="auto" only)
-        self._plan = (F_.bmm_plan(self._base, self.stacked) if vmap == "auto" and not self._tied else None)
+        self._plan = (F_.bmm_plan(self.stack, self._P) if vmap == "auto" and not self._tied else None)
         self._vmap = {True: True, False: False, "auto": None}[vmap]   # None: not tried yet
         self._vmap_mode = vmap
-        self._vmap_eval = self._vmap                                   # the same, for predictions
+        self._vmap_forward = self._vmap                                # the same, for rep(x)
         self.steps = 0
         self.epoch = 0
         self.last_losses = None
         self._version = 0
         self._center_cache = None
         self._warned_center = False
+        self.train()
+
+    # -----------------------------------------------------------------------------------------
+    # torch module plumbing
+    # -----------------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Re-read the live tensors (after construction, ``.to()`` and ``load_state_dict``)."""
+        self._P = dict(self.stack.named_parameters())
+        self._B = dict(self.stack.named_buffers())
+        self._trainable = [(n, p) for n, p in self._P.items() if p.requires_grad]
+        centre = self._modules.get("center_weights")
+        self._center = None if centre is None else dict(centre.named_buffers())
+        self._version = getattr(self, "_version", 0) + 1
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._refresh()
+        if hasattr(self, "optimizer"):
+            # the optimizer's state follows its parameters, by torch's own casting rules
+            self.optimizer.load_state_dict(self.optimizer.state_dict())
+        return self
+
+    def get_extra_state(self) -> dict:
+        return {"replicas": self.replicas, "coupling": self.coupling, "steps": self.steps,
+                "epoch": self.epoch, "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def set_extra_state(self, state) -> None:
+        if not isinstance(state, dict):
+            raise ValueError("state_dict: its _extra_state is not the state of a Replicated")
+        for key in ("replicas", "coupling"):
+            if state.get(key) != getattr(self, key):
+                raise ValueError(f"state_dict: {key} is {state.get(key)!r}, this module has {getattr(self, key)!r}")
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.steps = check_int(state["steps"], "steps", minimum=0)
+        self.epoch = check_int(state["epoch"], "epoch", minimum=0)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a state written by :meth:`state_dict` (see "A torch module" in the module
+        documentation): parameters, buffers, explicit center, counters and optimizer state."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._refresh()
+        if assign:
+            self.optimizer.load_state_dict(self.optimizer.state_dict())
+        return result
+
+    @property
+    def stacked(self) -> dict:
+        """name -> stacked (y, *shape) parameter (live)."""
+        return dict(self._P)
+
+    @property
+    def stacked_buffers(self) -> dict:
+        """name -> stacked (y, *shape) buffer (live)."""
+        return dict(self._B)
+
+    @contextlib.contextmanager
+    def _mode(self, training: bool):
+        before = self.training
+        if before != training:
+            self.train(training)
+        try:
+            yield
+        finally:
+            if self.training != before:
+                self.train(before)
+
+    def extra_repr(self) -> str:
+        return (f"replicas={self.replicas}, coupling={self.coupling!r}, "
+                f"optimizer={type(self.optimizer).__name__}, steps={self.steps}")
+
+    # -----------------------------------------------------------------------------------------
+    # forward
+    # -----------------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The outputs of every replica on ``x``, stacked: shape (y, *output shape), with
+        gradients, in the current mode (``train()``: dropout draws per replica, batch statistics
+        update each replica's running statistics; ``eval()``: deterministic)."""
+        y = self.replicas
+        if self._plan is not None:
+            return F_.bmm_outputs(self._plan, self._P, x.unsqueeze(0).expand(y, *x.shape))
+        if self._vmap_forward is not False and self._vmap is not False:
+            if self._vmap_forward is True or self._vmap_mode is True:
+                out = F_.batched_outputs(self.stack, self._P, self._B, x, self._tied, shared=True)
+                self._vmap_forward = True
+                return out
+            saved = {n: b.clone() for n, b in self._B.items()}
+            try:
+                out = F_.batched_outputs(self.stack, self._P, self._B, x, self._tied, shared=True)
+                self._vmap_forward = True
+                return out
+            except Exception as exc:  # noqa: BLE001 - vmap failed: loop
+                self._restore_buffers(saved)
+                self._vmap_forward = False
+                warnings.warn(f"Replicated: torch.func.vmap cannot evaluate this module ({F_.first_line(exc)}); "
+                              "the replicas are evaluated one after the other", UserWarning, stacklevel=2)
+        return torch.stack([F_.replica_output(self.stack, self._P, self._B, a, x, self._tied)
+                            for a in range(y)])
 
     # -----------------------------------------------------------------------------------------
     # training
@@ -251,9 +394,9 @@ class Replicated(F_.GammaClock):
             x, t = batches
             n = x.shape[0]
             if n < y:
-                raise ValueError(f"a batch of {n} samples cannot be split across {y} replicas")
+                raise ValueError(f"batches: a batch of {n} samples cannot be split across {y} replicas")
             if t.shape[0] != n:
-                raise ValueError(f"inputs have {n} samples but targets {t.shape[0]}")
+                raise ValueError(f"batches: inputs have {n} samples but targets {t.shape[0]}")
             if n % y == 0:   # views, no copy
                 X, T = x.reshape(y, n // y, *x.shape[1:]), t.reshape(y, n // y, *t.shape[1:])
                 return list(X), list(T), (X, T)
@@ -278,12 +421,12 @@ class Replicated(F_.GammaClock):
     def _restore_buffers(self, saved):
         with torch.no_grad():
             for name, value in saved.items():
-                self.stacked_buffers[name].copy_(value)
+                self._B[name].copy_(value)
 
     def _losses(self, xs, ts, stacked, loss_fn, saved):
         """(total, per_replica): the sum of the replicas' data losses (to differentiate) and the
         (y,) losses without gradient; on the first vmap attempt, also the fallback decision."""
-        base, P, B = self._base, self.stacked, self.stacked_buffers
+        base, P, B = self.stack, self._P, self._B
         if stacked is None or self._vmap is False:
             return self._total(F_.looped_losses(base, P, B, xs, ts, loss_fn, self._tied))
         X, T = stacked
@@ -325,11 +468,8 @@ class Replicated(F_.GammaClock):
 
     def _check_shape(self, losses):
         if losses.shape != (self.replicas,):
-            raise ValueError(f"loss_fn must return a scalar per replica; got shape {tuple(losses.shape[1:])}")
+            raise ValueError(f"loss_fn: must return a scalar per replica; got shape {tuple(losses.shape[1:])}")
         return losses
-
-    def _center_of(self, name, p):
-        return self._center[name] if self.coupling == "center" else F_.replica_mean(p)
 
     def step(self, batches, loss_fn) -> float:
         """One training step of all replicas; returns the mean over replicas of their data loss.
@@ -338,18 +478,18 @@ class Replicated(F_.GammaClock):
         one pair ``(x, target)`` whose first dimension is split into y contiguous chunks
         (``torch.tensor_split``: replica a gets the a-th chunk; sizes differ by at most one).
         ``loss_fn(output, target)`` must return a scalar (e.g. ``torch.nn.functional.cross_entropy``).
+        The step runs in the module's current mode (training mode unless ``eval()`` was called).
 
-        A NaN or Inf loss or gradient raises :class:`thermolearn.ebm.TrainingDiverged` before any
-        parameter, buffer, optimizer state or counter changes: the state of the last good step is kept.
+        A NaN or Inf loss or gradient raises :class:`thermolearn.errors.TrainingDiverged` before
+        any parameter, buffer, optimizer state or counter changes: the state of the last good
+        step is kept.
         """
         xs, ts, stacked = self._split(batches)
         gamma = self.gamma
-        saved = {n: b.clone() for n, b in self.stacked_buffers.items()}
+        saved = {n: b.clone() for n, b in self._B.items()} if self._B else {}
         params = [p for _, p in self._trainable]
         for p in params:
             p.grad = None
-        if not self._base.training:
-            self._base.train()
         try:
             total, losses = self._losses(xs, ts, stacked, loss_fn, saved)
         except Exception:
@@ -405,8 +545,7 @@ class Replicated(F_.GammaClock):
 
     def _replica_state(self, a: int):
         a = self._index(a)
-        return ({n: p.detach()[a] for n, p in self.stacked.items()},
-                {n: b[a] for n, b in self.stacked_buffers.items()})
+        return ({n: p.detach()[a] for n, p in self._P.items()}, {n: b[a] for n, b in self._B.items()})
 
     def _index(self, a) -> int:
         if isinstance(a, bool) or not isinstance(a, int) or not -self.replicas <= a < self.replicas:
@@ -415,18 +554,18 @@ class Replicated(F_.GammaClock):
 
     def replica(self, a: int) -> nn.Module:
         """A copy of replica ``a`` as an ordinary module (in eval mode; editing it changes nothing here)."""
-        return F_.module_from(self._base, *self._replica_state(a)).eval()
+        return F_.module_from(self.stack, *self._replica_state(a)).eval()
 
     def center_state(self):
         """(params, buffers) of the center: center weights (barycenter for ``coupling="mean"``,
         w_c for ``"center"``; non-trainable parameters: barycenter), floating buffers averaged over
         the replicas, other buffers (e.g. ``num_batches_tracked``) taken from replica 0."""
         params = {}
-        for n, p in self.stacked.items():
+        for n, p in self._P.items():
             params[n] = (self._center[n].clone() if self._center is not None and n in self._center
                          else F_.replica_mean(p))
         buffers = {n: (b.mean(0) if b.is_floating_point() or b.is_complex() else b[0].clone())
-                   for n, b in self.stacked_buffers.items()}
+                   for n, b in self._B.items()}
         return params, buffers
 
     @property
@@ -434,38 +573,11 @@ class Replicated(F_.GammaClock):
         """The center as an ordinary module, in eval mode (a copy; BatchNorm running statistics =
         mean of the replicas'). Rebuilt only after the replicas changed."""
         if self._center_cache is None or self._center_cache[0] != self._version:
-            self._center_cache = (self._version, F_.module_from(self._base, *self.center_state()).eval())
+            self._center_cache = (self._version, F_.module_from(self.stack, *self.center_state()).eval())
         return self._center_cache[1]
 
-    def _all_outputs(self, x) -> torch.Tensor:
-        """Outputs (y, ...) of all replicas on the same input, eval mode, no grad."""
-        base, P, B = self._base, self.stacked, self.stacked_buffers
-        saved = {n: b.clone() for n, b in B.items()}
-        base.eval()
-        try:
-            with torch.no_grad():
-                if self._plan is not None:
-                    return F_.bmm_outputs(self._plan, P, x.unsqueeze(0).expand(self.replicas, *x.shape))
-                if self._vmap_eval is not False and self._vmap is not False:
-                    X = x.unsqueeze(0).expand(self.replicas, *x.shape)
-                    try:
-                        out = F_.batched_outputs(base, P, B, X, self._tied)
-                        self._vmap_eval = True
-                        return out
-                    except Exception as exc:  # vmap failed: loop
-                        if self._vmap_mode is True:
-                            raise
-                        self._restore_buffers(saved)
-                        self._vmap_eval = False
-                        warnings.warn(f"Replicated: torch.func.vmap cannot evaluate this module in eval mode "
-                                      f"({F_.first_line(exc)}); the replicas are evaluated one after the other",
-                                      UserWarning, stacklevel=3)
-                return torch.stack([F_.replica_output(base, P, B, a, x, self._tied) for a in range(self.replicas)])
-        finally:
-            base.train()
-
     def predict(self, x, which="center", average: str = "probs") -> torch.Tensor:
-        """Outputs on ``x`` in eval mode, without gradients.
+        """Outputs on ``x`` in eval mode, without gradients (the mode is restored afterwards).
 
         which : ``"center"`` (the center module's outputs), an int a (replica a's outputs), ``"all"``
             (every replica's outputs, stacked (y, ...)) or ``"ensemble"``.
@@ -474,93 +586,33 @@ class Replicated(F_.GammaClock):
             ``"outputs"`` returns the mean of the raw outputs.
         """
         if isinstance(which, str):
-            if which == "center":
-                with torch.no_grad():
-                    return self.center(x)
-            if which == "all":
-                return self._all_outputs(x)
-            if which == "ensemble":
-                if average not in ("probs", "outputs"):
-                    raise ValueError(f"average: expected 'probs' or 'outputs', got {average!r}")
-                out = self._all_outputs(x)
-                return (out.softmax(-1) if average == "probs" else out).mean(0)
-            raise ValueError(f"which: expected 'center', 'ensemble', 'all' or a replica index, got {which!r}")
-        a = self._index(which)
-        self._base.eval()
-        try:
+            if which not in ("center", "all", "ensemble"):
+                raise ValueError(f"which: expected 'center', 'ensemble', 'all' or a replica index, got {which!r}")
+            if which == "ensemble" and average not in ("probs", "outputs"):
+                raise ValueError(f"average: expected 'probs' or 'outputs', got {average!r}")
             with torch.no_grad():
-                p, b = self._replica_state(a)
-                return F_.call(self._base, p, {n: v.clone() for n, v in b.items()}, x, self._tied)
-        finally:
-            self._base.train()
+                if which == "center":
+                    return self.center(x)
+                with self._mode(False):
+                    out = self(x)
+            if which == "all":
+                return out
+            return (out.softmax(-1) if average == "probs" else out).mean(0)
+        a = self._index(which)
+        with self._mode(False), torch.no_grad():
+            p, b = self._replica_state(a)
+            return F_.call(self.stack, p, {n: v.clone() for n, v in b.items()}, x, self._tied)
 
     def distances(self) -> dict:
-        """Squared distances over the trainable parameters.
-
-        ``"to_center"``: tensor (y,), |w_a - c|^2 with c the center (barycenter or w_c);
-        ``"mean_to_center"``: their mean; ``"pairwise"``: mean over pairs a < b of |w_a - w_b|^2
-        (NaN for one replica), computed as 2/(y-1) sum_a |w_a - w_bar|^2.
-        """
-        y = self.replicas
-        with torch.no_grad():
-            to_center = sum((p.detach() - self._center_of(n, p)).pow(2).flatten(1).sum(1).double()
-                            for n, p in self._trainable)
-            if self.coupling == "mean":
-                spread = to_center.sum()
-            else:
-                spread = sum((p.detach() - F_.replica_mean(p)).pow(2).sum().double() for _, p in self._trainable)
-        pairwise = float(2.0 * spread / (y - 1)) if y > 1 else math.nan
-        return {"to_center": to_center, "mean_to_center": float(to_center.mean()), "pairwise": pairwise}
+        """Squared distances over the trainable parameters (the dict of
+        :func:`thermolearn.deep.replica_distances`): ``"to_center"``: tensor (y,), |w_a - c|^2 with
+        c the center (barycenter or w_c); ``"mean_to_center"``: their mean; ``"pairwise"``: mean
+        over pairs a < b of |w_a - w_b|^2 (NaN for one replica)."""
+        stacked = [p for _, p in self._trainable]
+        center = None if self._center is None else [self._center[n] for n, _ in self._trainable]
+        return distance_summary(*squared_distances(stacked, center))
 
     def coupling_energy(self) -> float:
         """The coupling term (gamma / 2) sum_a |w_a - c|^2 of the current state, with the gamma
         the next step will use."""
         return 0.5 * self.gamma * float(self.distances()["to_center"].sum())
-
-    def parameters(self) -> list[torch.Tensor]:
-        """The stacked trainable parameters (y, *shape), in the module's order."""
-        return [p for _, p in self._trainable]
-
-    # -----------------------------------------------------------------------------------------
-    # state
-    # -----------------------------------------------------------------------------------------
-
-    def state_dict(self) -> dict:
-        """A detached copy of the whole training state: stacked parameters and buffers, explicit
-        center, optimizer state, step and epoch counters (the gamma clock). The gamma schedule
-        itself is not stored (pass it again to the constructor)."""
-        return {
-            "replicas": self.replicas, "coupling": self.coupling,
-            "params": {n: p.detach().clone() for n, p in self.stacked.items()},
-            "buffers": {n: b.clone() for n, b in self.stacked_buffers.items()},
-            "center": {} if self._center is None else {n: c.clone() for n, c in self._center.items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "steps": self.steps, "epoch": self.epoch,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a state written by :meth:`state_dict` (same module, replicas and coupling)."""
-        for key in ("replicas", "coupling"):
-            if state.get(key) != getattr(self, key):
-                raise ValueError(f"state_dict: {key} is {state.get(key)!r}, this trainer has {getattr(self, key)!r}")
-        for what, mine in (("params", self.stacked), ("buffers", self.stacked_buffers),
-                           ("center", self._center or {})):
-            theirs = state[what]
-            if set(theirs) != set(mine):
-                raise ValueError(f"state_dict: the {what} names differ from this module's")
-            for n, t in theirs.items():
-                if tuple(t.shape) != tuple(mine[n].shape):
-                    raise ValueError(f"state_dict: {what} {n!r} has shape {tuple(t.shape)}, expected {tuple(mine[n].shape)}")
-        with torch.no_grad():
-            for what, mine in (("params", self.stacked), ("buffers", self.stacked_buffers),
-                               ("center", self._center or {})):
-                for n, t in state[what].items():
-                    mine[n].copy_(t)
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-        self.steps = check_int(state["steps"], "steps", minimum=0)
-        self.epoch = check_int(state["epoch"], "epoch", minimum=0)
-        self._version += 1
-
-    def __repr__(self):
-        return (f"Replicated({type(self._base).__name__}, replicas={self.replicas}, coupling={self.coupling!r}, "
-                f"optimizer={type(self.optimizer).__name__}, steps={self.steps})")
