@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from binary_check import np_errors
-from thermolearn.binary import errors, local_energy, random_patterns
-from thermolearn.binary.diagnostics import LocalEnergy
+from thermolearn.binary import errors, flip_counts, local_energy, random_patterns
 from thermolearn.binary.models import Architecture
+from thermolearn.results import LocalEnergy
 
 CASES = [(1, 31, False), (3, 21, False), (3, 33, True)]
 
@@ -19,21 +19,20 @@ def test_zero_fraction_is_the_training_error(K, N, tree):
     r = local_energy(W, X, y, K=K, fractions=[0.0, 0.1], draws=7, seed=0)
     M = X.shape[0]
     exact = np_errors(W, X, y, K, tree) / M
-    assert r.errors.shape == (2, 7) and r.draws == 7
-    assert np.all(r.errors[0] == exact)
+    assert r.values.shape == (2, 7) and r.draws == 7 and r.kind == "flip" and r.metric == "error"
+    assert np.all(r.values[0] == exact)
     assert r.mean[0] == pytest.approx(exact, abs=1e-15) and r.std[0] == pytest.approx(0.0, abs=1e-15)
-    assert r.base_errors == int(errors(W, X, y, K))
-    assert r.n_patterns == M and r.n_weights == Architecture(N, K, tree).n_weights
-    assert np.all((r.errors >= 0) & (r.errors <= 1))
+    assert r.base == int(errors(W, X, y, K)) / M == exact
+    assert np.all((r.values >= 0) & (r.values <= 1))
 
 
 def test_full_fraction_is_minus_w_on_a_perceptron():
     X, y = random_patterns(41, 0.8, seed=3)
     W = Architecture(41).random_weights(seed=4)
     r = local_energy(W, X, y, fractions=[1.0], draws=3, seed=5)
-    assert r.flips.tolist() == [41]
+    assert flip_counts(r.sizes, 41).tolist() == [41]
     expect = np_errors(-W, X, y, 1) / X.shape[0]
-    assert np.all(r.errors[0] == expect)
+    assert np.all(r.values[0] == expect)
     # and -W misclassifies exactly the patterns W gets right (odd N: no zero field)
     assert expect == pytest.approx(1 - np_errors(W, X, y, 1) / X.shape[0])
 
@@ -70,9 +69,10 @@ def test_matches_a_plain_loop(K, N, tree):
     fr = [0.0, 0.05, 0.2, 0.5, 1.0]
     r = local_energy(W, X, y, K=K, fractions=fr, draws=6, seed=11)
     ref = _loop_reference(W, X, y, K, tree, fr, 6, 11)
-    np.testing.assert_array_equal(r.errors, ref)
+    np.testing.assert_array_equal(r.values, ref)
     np.testing.assert_allclose(r.mean, ref.mean(1))
-    np.testing.assert_allclose(r.std, ref.std(1))
+    np.testing.assert_allclose(r.std, ref.std(1, ddof=1))
+    np.testing.assert_allclose(r.sem, ref.std(1, ddof=1) / np.sqrt(6))
 
 
 def test_exact_number_of_distinct_flips(monkeypatch):
@@ -93,12 +93,13 @@ def test_exact_number_of_distinct_flips(monkeypatch):
     fr = [0.01, 0.1, 0.33, 0.5, 0.999]
     r = diag.local_energy(W, X, y, K=3, fractions=fr, draws=40, seed=0)
     n = 63
-    assert r.flips.tolist() == [round(p * n) for p in fr] == [1, 6, 21, 32, 63]
+    flips = flip_counts(r.sizes, n)
+    assert flips.tolist() == [round(p * n) for p in fr] == [1, 6, 21, 32, 63]
     assert len(seen) == len(fr)
-    for k, counts in zip(r.flips, seen):
+    for k, counts in zip(flips, seen):
         assert counts.tolist() == [k] * 40
     # and the sets differ between draws (independent, not one set repeated)
-    assert len(set(r.errors[2].tolist())) > 1
+    assert len(set(r.values[2].tolist())) > 1
 
 
 def test_small_chunks_give_the_same_numbers(monkeypatch):
@@ -109,7 +110,7 @@ def test_small_chunks_give_the_same_numbers(monkeypatch):
     a = diag.local_energy(W, X, y, fractions=[0.1, 0.3], draws=10, seed=4)
     monkeypatch.setattr(diag, "_CHUNK_WEIGHTS", 31 * 3)             # chunks of 3 draws
     b = diag.local_energy(W, X, y, fractions=[0.1, 0.3], draws=10, seed=4)
-    np.testing.assert_array_equal(a.errors, b.errors)
+    np.testing.assert_array_equal(a.values, b.values)
 
 
 def test_reproducible_with_the_seed_and_flat_committee():
@@ -118,12 +119,14 @@ def test_reproducible_with_the_seed_and_flat_committee():
     a = local_energy(W, X, y, K=3, fractions=(0.1, 0.4), draws=20, seed=9)
     b = local_energy(W, X, y, K=3, fractions=(0.1, 0.4), draws=20, seed=9)
     c = local_energy(W, X, y, K=3, fractions=(0.1, 0.4), draws=20, seed=10)
-    np.testing.assert_array_equal(a.errors, b.errors)
-    assert not np.array_equal(a.errors, c.errors)
+    g = local_energy(W, X, y, K=3, fractions=(0.1, 0.4), draws=20, seed=torch.Generator().manual_seed(9))
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.values, g.values)
+    assert not np.array_equal(a.values, c.values)
     flat = local_energy(W.reshape(-1), X, y, K=3, fractions=(0.1, 0.4), draws=20, seed=9)
-    np.testing.assert_array_equal(a.errors, flat.errors)
+    np.testing.assert_array_equal(a.values, flat.values)
     d = a.as_dict()
-    assert d["fractions"] == [0.1, 0.4] and d["draws"] == 20 and len(d["mean"]) == 2
+    assert d["sizes"] == [0.1, 0.4] and d["draws"] == 20 and len(d["mean"]) == 2 and d["kind"] == "flip"
     assert isinstance(a, LocalEnergy) and np.all(a.sem >= 0)
 
 
@@ -132,7 +135,7 @@ def test_error_grows_with_the_flipped_fraction_for_a_solution():
 
     X, y, teacher = teacher_student(101, 0.5, seed=1)
     r = local_energy(teacher, X, y, fractions=[0.0, 0.05, 0.2, 0.5], draws=50, seed=0)
-    assert r.mean[0] == 0.0 and r.base_errors == 0
+    assert r.mean[0] == 0.0 and r.base == 0
     assert r.mean[0] < r.mean[1] < r.mean[2] < r.mean[3]
     assert 0.35 < r.mean[3] < 0.65                     # half the weights flipped: a random guess
 

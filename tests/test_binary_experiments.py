@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from binary_check import np_errors
+import thermolearn.binary.algorithms as _binary
 from thermolearn.binary import random_patterns
-from thermolearn.experiments.binary import _common as _binary
 from thermolearn.experiments.binary import committee_rsgd, perceptron_capacity
+from thermolearn.experiments.binary._common import point_seeds
 from thermolearn.experiments.registry import expand, get
 from thermolearn.experiments.runner import plain_records
 
@@ -32,18 +33,20 @@ def test_grids_expand():
     assert len(pc.points()) == len(full) * 5 and len(pc.points(quick=True)) == len(quick) * 2
     for p in full + quick:                       # every point maps to valid solver arguments
         args = perceptron_capacity.solver_arguments(p)
-        assert set(args) <= {"steps", "replicas", "max_epochs", "max_moves", "patience", "options"}
+        assert set(args) <= {"steps", "replicas", "max_iter", "patience", "options"}
     sgd = [p for p in full if p["algo"] == "sgd"]
     assert all(p["replicas"] == 1 for p in sgd)
-    assert all(perceptron_capacity.solver_arguments(p)["options"].get("gamma", 0.0) == 0.0
+    assert all("gamma" not in perceptron_capacity.solver_arguments(p)["options"]
                for p in full if p["algo"] == "sa")
 
     cr = committee_rsgd.EXPERIMENT
     full, quick = expand(cr.grid), expand(cr.quick_grid)
     assert len(full) == 2 * 8 and len(quick) == 2 * 3 and len(cr.seeds) == 10
     ref = [p for p in full if p["method"] == "replicated"]
-    assert all((p["N"], p["K"], p["replicas"], p["batch"], p["lr"], p["coupling"], p["gamma"],
+    assert all((p["N"], p["K"], p["replicas"], p["batch_size"], p["lr"], p["coupling"], p["gamma"],
                 p["gamma_step"]) == (321, 5, 7, 80, 2.0, 0.75, 0.05, 0.001) for p in ref)
+    ramp = committee_rsgd.solver_options(ref[0])["gamma"]
+    assert ramp(0) == pytest.approx(0.05) and ramp(1000) == pytest.approx(1.05)
     assert all(p["replicas"] == 1 and p["coupling"] == 0.0 for p in full + quick if p["method"] == "plain")
     assert min(p["alpha"] for p in full) == 0.3 and max(p["alpha"] for p in full) == 0.65
     assert {(p["N"], p["K"]) for p in quick} == {(81, 3)}
@@ -54,9 +57,13 @@ def test_registered_and_anchors_in_the_full_grid():
         exp = module.EXPERIMENT
         assert get(exp.name) is exp
         assert exp.anchors and exp.plot is not None and exp.table
+        assert isinstance(exp.table, dict) and all("(" in h or " " in h for h in exp.table.values())
         points = expand(exp.grid)
         for a in exp.anchors:                       # each anchor is measured by the full variant
             assert any(all(p.get(k) == v for k, v in a.where.items()) for p in points), a
+            # a published number names its paper, a measured one the command that printed it
+            assert a.source.startswith("measured here: ") or "(19" in a.source or "(20" in a.source, a
+            assert "spec" not in a.source and "shared/" not in a.source
 
 
 # -- one quick point each ------------------------------------------------------------------------------
@@ -72,7 +79,7 @@ def test_perceptron_capacity_quick_point(algo):
     assert rec["solved"] == (rec["errors"] == 0) and rec["success"] == int(rec["solved"])
     assert (rec["energy"] == 0) == rec["solved"] and rec["steps"] >= 0 and rec["seconds"] >= 0
     # recount: the same problem and solver seeds give the same weights; count their errors in NumPy
-    s_problem, s_solver, _ = _binary.split_seed(params["seed"])
+    s_problem, s_solver, _ = point_seeds(params["seed"])
     X, y = random_patterns(101, 0.5, s_problem)
     res = _binary.solve(algo, X, y, seed=s_solver, **perceptron_capacity.solver_arguments(params))
     assert np_errors(res.weights, X, y, 1) == rec["errors"]
@@ -80,7 +87,7 @@ def test_perceptron_capacity_quick_point(algo):
 
 
 def test_perceptron_capacity_failure_is_recorded():
-    params = {**_quick_point(perceptron_capacity, algo="sgd", alpha=0.8), "max_epochs": 2}
+    params = {**_quick_point(perceptron_capacity, algo="sgd", alpha=0.8), "max_iter": 2}
     (rec,) = perceptron_capacity.run(params)
     assert rec["solved"] is False and rec["errors"] > 0 and rec["success"] == 0 and rec["steps"] == 2
 
@@ -89,37 +96,39 @@ def test_perceptron_capacity_failure_is_recorded():
 def test_committee_rsgd_quick_point(method, alpha):
     params = _quick_point(committee_rsgd, method=method, alpha=alpha)
     if method == "plain":
-        params["max_epochs"] = 20                  # unsolvable for plain SGD: keep it short
+        params["max_iter"] = 20                    # unsolvable for plain SGD: keep it short
     (rec,) = committee_rsgd.run(params)
     json.dumps(plain_records([rec]))
     assert rec["method"] == method and (rec["N"], rec["K"]) == (81, 3)
     assert rec["M"] == round(alpha * 81 * 3)
     assert rec["solved"] == (rec["errors"] == 0) and rec["error_rate"] == rec["errors"] / rec["M"]
     if rec["solved"]:
-        assert rec["epochs_to_solve"] == rec["epochs"] <= params["max_epochs"]
+        assert rec["epochs_to_solve"] == rec["epochs"] <= params["max_iter"]
     else:
-        assert rec["epochs_to_solve"] is None and rec["epochs"] == params["max_epochs"]
+        assert rec["epochs_to_solve"] is None and rec["epochs"] == params["max_iter"]
     if method == "replicated":
         assert rec["solved"]                       # alpha = 0.3 is easy for 7 replicas
     else:
         assert not rec["solved"]
-    s_problem, s_solver, _ = _binary.split_seed(params["seed"])
+    s_problem, s_solver, _ = point_seeds(params["seed"])
     X, y = random_patterns(81, alpha, s_problem, K=3)
-    options = {k: params[k] for k in ("batch", "lr", "coupling", "gamma", "gamma_step")}
-    res = _binary.solve(committee_rsgd.METHODS[method], X, y, K=3, seed=s_solver,
-                        replicas=params["replicas"], max_epochs=params["max_epochs"], options=options)
+    res = _binary.solve(committee_rsgd.METHODS[method], X, y, K=3, seed=s_solver, replicas=params["replicas"],
+                        max_iter=params["max_iter"], options=committee_rsgd.solver_options(params))
     assert res.weights.shape == (3, 81)
     assert np_errors(res.weights, X, y, 3) == rec["errors"]
 
 
 def test_solve_helper_maps_algorithms_and_rejects_misplaced_budgets():
     X, y = random_patterns(31, 0.3, seed=1)
-    r = _binary.solve("sa", X, y, seed=2, max_moves=50_000)
-    assert r.replicas.shape[0] == 1                           # sa: one replica
-    r = _binary.solve("rsgd", X, y, seed=2, max_epochs=5)
-    assert r.replicas.shape[0] == 7                           # rsgd: the solver's default y = 7
-    with pytest.raises(ValueError, match="max_epochs: applies to rsgd, sgd only"):
-        _binary.solve("fbp", X, y, max_epochs=3)
+    r = _binary.solve("sa", X, y, seed=2, max_iter=50_000)
+    assert r.replicas.shape[0] == 1 and r.step_unit == _binary.STEP_UNITS["sa"] == "move"
+    r = _binary.solve("rsgd", X, y, seed=2, max_iter=5)
+    assert r.replicas.shape[0] == 7 and r.step_unit == "epoch"   # rsgd: the solver's default y = 7
+    assert _binary.solve("fbp", X, y, steps=5).step_unit == "sweep"
+    with pytest.raises(ValueError, match="steps: applies to fbp only"):
+        _binary.solve("rsgd", X, y, steps=3)
+    with pytest.raises(ValueError, match="patience: applies to rsa, sa only"):
+        _binary.solve("fbp", X, y, patience=3)
     with pytest.raises(ValueError, match="coupling: sgd means coupling = 0"):
         _binary.solve("sgd", X, y, options={"coupling": 0.5})
     with pytest.raises(ValueError, match="gamma: sa means gamma = 0"):
@@ -154,9 +163,15 @@ def test_solve_helper_passes_K_and_tree_and_reports_unsupported(monkeypatch):
         _binary.solve("rsgd", X, y, K=3, tree=True)
 
 
-def test_split_seed_gives_distinct_streams():
-    a = _binary.split_seed(0)
-    assert len(set(a)) == 3 and a == _binary.split_seed(0) and a != _binary.split_seed(1)
+def test_point_seeds_give_distinct_streams():
+    a = point_seeds(0)
+    assert len(set(a)) == 3 and a == point_seeds(0) and a != point_seeds(1) and 0 not in a
+
+
+def test_capacity_warning():
+    assert _binary.capacity_warning(0.5) is None and _binary.capacity_warning(0.9, K=3) is None
+    assert "0.833" in _binary.capacity_warning(0.84) and "above 1" in _binary.capacity_warning(100.0, K=5)
+    assert _binary.capacity_warning(100.0, teacher=True) is None
 
 
 # -- plots on fake records ----------------------------------------------------------------------------
@@ -198,14 +213,16 @@ def test_plots_draw_fake_records():
 def test_annealing_schedule_defaults_and_overrides(monkeypatch):
     seen = {}
 
-    def anneal(X, y, K=1, seed=0, replicas=1, beta=1.0, beta_rate=1.0, gamma=0.1, gamma_rate=1.0,
-               max_moves=1, patience=None, tree=False):
-        seen.update(beta=beta, beta_rate=beta_rate, gamma=gamma, gamma_rate=gamma_rate)
+    from thermolearn.schedules import Geometric
+
+    def anneal(X, y, K=1, seed=0, replicas=1, beta=1.0, gamma=0.1, max_iter=1, patience=None, tree=False,
+               progress=False):
+        seen.update(beta=beta, gamma=gamma, progress=progress)
         return "ran"
 
     X, y = random_patterns(21, 0.3, seed=1)
     monkeypatch.setattr(_binary, "solver_function", lambda algo: anneal)
     _binary.solve("rsa", X, y)
-    assert seen == {"beta": 0.2, "beta_rate": 1.0001, "gamma": 0.1, "gamma_rate": 1.0001}
-    _binary.solve("sa", X, y, options={"beta": 2.0})
-    assert seen["beta"] == 2.0 and seen["beta_rate"] == 1.0001 and seen["gamma"] == 0.0
+    assert seen == {"beta": Geometric(0.2, 1.0001), "gamma": Geometric(0.1, 1.0001), "progress": False}
+    _binary.solve("sa", X, y, options={"beta": 2.0}, progress=True)
+    assert seen == {"beta": 2.0, "gamma": 0.0, "progress": True}

@@ -1,4 +1,4 @@
-"""Replicated simulated annealing on binary perceptrons and committee machines (issue 4)."""
+"""Replicated simulated annealing on binary perceptrons and committee machines."""
 
 import numpy as np
 import pytest
@@ -18,19 +18,19 @@ from thermolearn.binary.rsa import (
     _de_committee,
     _de_perceptron,
     _initial_fields,
-    replica_seeds,
     replicated_annealing,
 )
+from thermolearn.schedules import Geometric, LinearDecay
+from thermolearn.seeding import spawn_seeds
 
 
 @pytest.mark.parametrize("replicas,gamma", [(1, 0.0), (3, 0.0), (3, 0.5)])
 def test_incremental_fields_match_recomputation(replicas, gamma):
     # unsolvable load and low, slowly growing beta: many accepted moves, no early stop
     X, y = random_patterns(51, 1.5, seed=3)
-    r = replicated_annealing(X, y, replicas=replicas, beta=0.3, beta_rate=1.0001, gamma=gamma,
-                             gamma_rate=1.0001, max_moves=60_000, seed=5, history_every=7_000,
-                             debug=True)
-    assert r.steps == 60_000 and r.stop_reason == "max_moves"
+    r = replicated_annealing(X, y, replicas=replicas, beta=Geometric(0.3, 1.0001), gamma=Geometric(gamma, 1.0001),
+                             max_iter=60_000, seed=5, history_every=7_000, debug=True)
+    assert r.steps == 60_000 and r.stop_reason == "max_iter" and r.step_unit == "move"
     assert r.debug["accepted"].sum() > 5_000
     Wr = r.replicas
     ref_delta = (Wr.long() @ X.long().T) * y.long()                       # (replicas, M)
@@ -54,33 +54,40 @@ def test_incremental_fields_match_recomputation(replicas, gamma):
 @pytest.mark.parametrize("N,K,tree", [(51, 1, False), (45, 3, False), (45, 3, True)])
 def test_gamma_zero_equals_independent_runs(N, K, tree):
     X, y = random_patterns(N, 1.5, seed=4, K=K, tree=tree)                  # never solved
-    seeds = replica_seeds(11, 3)
-    kw = dict(K=K, tree=tree, beta=0.5, beta_rate=1.0003, gamma_rate=1.001, history_every=5_000, debug=True)
-    rep = replicated_annealing(X, y, replicas=3, gamma=0.0, max_moves=30_000, seed=11, **kw)
-    assert rep.stop_reason == "max_moves"
+    seeds = spawn_seeds(11, 3)
+    kw = dict(K=K, tree=tree, beta=Geometric(0.5, 1.0003), history_every=5_000, debug=True)
+    rep = replicated_annealing(X, y, replicas=3, gamma=Geometric(0.0, 1.001), max_iter=30_000, seed=11, **kw)
+    assert rep.stop_reason == "max_iter"
     for a in range(3):
         n_a = int(rep.debug["proposals"][a])
-        one = replicated_annealing(X, y, replicas=1, gamma=0.0, max_moves=n_a, seed=[seeds[a]], **kw)
+        one = replicated_annealing(X, y, replicas=1, gamma=0.0, max_iter=n_a, replica_seeds=[seeds[a]], **kw)
         assert torch.equal(one.replicas[0], rep.replicas[a])
         assert one.debug["energies"][0] == rep.debug["energies"][a]
         assert one.debug["accepted"][0] == rep.debug["accepted"][a]
         assert one.debug["beta"][0] == rep.debug["beta"][a]
     # and gamma > 0 does couple them
-    coupled = replicated_annealing(X, y, replicas=3, gamma=2.0, max_moves=30_000, seed=11, **kw)
+    coupled = replicated_annealing(X, y, replicas=3, gamma=2.0, max_iter=30_000, seed=11, **kw)
     assert not torch.equal(coupled.replicas, rep.replicas)
+    # replica 0 of any run is the one-replica run with the same seed (spawned seeds do not
+    # depend on how many are asked for)
+    first = replicated_annealing(X, y, replicas=1, gamma=0.0, max_iter=int(rep.debug["proposals"][0]),
+                                 seed=11, **kw)
+    assert torch.equal(first.replicas[0], rep.replicas[0])
 
 
 def test_seed_reproducible():
     X, y = random_patterns(51, 1.0, seed=2)
-    a = replicated_annealing(X, y, max_moves=20_000, seed=3)
-    b = replicated_annealing(X, y, max_moves=20_000, seed=3)
-    assert torch.equal(a.replicas, b.replicas) and a.steps == b.steps
+    a = replicated_annealing(X, y, max_iter=20_000, seed=3)
+    b = replicated_annealing(X, y, max_iter=20_000, seed=torch.Generator().manual_seed(3))
+    c = replicated_annealing(X, y, max_iter=20_000, seed=4)
+    assert torch.equal(a.replicas, b.replicas) and a.steps == b.steps and a.history == b.history
+    assert not torch.equal(a.replicas, c.replicas)
 
 
 @pytest.mark.parametrize("N,replicas,gamma", [(51, 3, 0.1), (101, 3, 0.1), (101, 1, 0.0), (101, 5, 0.3)])
 def test_solves_small_perceptron(N, replicas, gamma):
     X, y = random_patterns(N, 0.3, seed=N + replicas)
-    r = replicated_annealing(X, y, replicas=replicas, gamma=gamma, max_moves=2_000_000, seed=1)
+    r = replicated_annealing(X, y, replicas=replicas, gamma=gamma, max_iter=2_000_000, seed=1)
     assert r.converged and r.stop_reason == "solved"
     assert r.errors == 0 and r.energy == 0
     assert np_errors(r.weights.numpy(), X.numpy(), y.numpy()) == 0
@@ -91,8 +98,7 @@ def test_solves_small_perceptron(N, replicas, gamma):
 
 def test_patience_stops():
     X, y = random_patterns(51, 2.0, seed=1)
-    r = replicated_annealing(X, y, beta=5.0, beta_rate=1.0, gamma=0.0, gamma_rate=1.0,
-                             max_moves=10_000_000, patience=2_000, seed=0)
+    r = replicated_annealing(X, y, beta=5.0, gamma=0.0, max_iter=10_000_000, patience=2_000, seed=0)
     assert r.stop_reason == "patience" and r.steps < 10_000_000 and not r.converged
     assert r.errors == np_errors(r.weights.numpy(), X.numpy(), y.numpy())
 
@@ -109,13 +115,15 @@ def test_bad_input_names_argument():
         replicated_annealing(X[:, :50], y)
     with pytest.raises(ValueError, match="^K:"):
         replicated_annealing(X, y, K=2)
-    for name, val in [("replicas", 0), ("beta", -1.0), ("beta", float("nan")), ("beta_rate", 0.0),
-                      ("gamma", -0.1), ("gamma_rate", -1), ("max_moves", 0), ("patience", 0),
-                      ("history_every", 1.5)]:
+    for name, val in [("replicas", 0), ("beta", -1.0), ("beta", float("nan")), ("beta", 0.0),
+                      ("beta", Geometric(0.0, 1.01)), ("beta", LinearDecay(1.0, 10)), ("beta", lambda t: 1.0),
+                      ("beta", "hot"), ("gamma", -0.1), ("gamma", LinearDecay(0.1, 10, 1.0)),
+                      ("max_iter", 0), ("patience", 0), ("history_every", 1.5), ("debug", 1),
+                      ("replica_seeds", [1, 2]), ("progress", None)]:
         with pytest.raises(ValueError, match=f"^{name}:"):
             replicated_annealing(X, y, **{name: val})
     with pytest.raises(ValueError, match="^seed:"):
-        replicated_annealing(X, y, replicas=3, seed=[1, 2])
+        replicated_annealing(X, y, replicas=3, seed=[1, 2, 3])
     with pytest.raises(ValueError, match="^seed:"):
         replicated_annealing(X, y, seed=-1)
 
@@ -187,10 +195,10 @@ def arch_weights(N, K, tree):
 @pytest.mark.parametrize("replicas,gamma", [(1, 0.0), (3, 0.5)])
 def test_committee_fields_match_recomputation(N, K, tree, replicas, gamma):
     X, y = random_patterns(N, 1.5, seed=3, K=K, tree=tree)                # unsolvable load
-    r = replicated_annealing(X, y, K=K, tree=tree, replicas=replicas, beta=0.3, beta_rate=1.0001,
-                             gamma=gamma, gamma_rate=1.0001, max_moves=40_000, seed=5,
+    r = replicated_annealing(X, y, K=K, tree=tree, replicas=replicas, beta=Geometric(0.3, 1.0001),
+                             gamma=Geometric(gamma, 1.0001), max_iter=40_000, seed=5,
                              history_every=5_000, debug=True)
-    assert r.steps == 40_000 and r.stop_reason == "max_moves"
+    assert r.steps == 40_000 and r.stop_reason == "max_iter"
     assert r.debug["accepted"].sum() > 5_000
     Wr = r.replicas
     n = N // K if tree else N
@@ -221,7 +229,7 @@ def test_committee_fields_match_recomputation(N, K, tree, replicas, gamma):
 def test_solves_small_committee(N, K, tree, replicas, gamma):
     X, y = random_patterns(N, 0.3, seed=N + K + replicas, K=K, tree=tree)
     r = replicated_annealing(X, y, K=K, tree=tree, replicas=replicas, gamma=gamma,
-                             max_moves=3_000_000, seed=1)
+                             max_iter=3_000_000, seed=1)
     assert r.converged and r.stop_reason == "solved"
     assert r.errors == 0 and r.energy == 0
     assert np_committee_errors(r.weights, X, y, tree) == 0
@@ -232,8 +240,8 @@ def test_solves_small_committee(N, K, tree, replicas, gamma):
 
 def test_perceptron_ignores_tree():
     X, y = random_patterns(51, 1.0, seed=2)
-    a = replicated_annealing(X, y, max_moves=20_000, seed=3)
-    b = replicated_annealing(X, y, max_moves=20_000, seed=3, tree=True)
+    a = replicated_annealing(X, y, max_iter=20_000, seed=3)
+    b = replicated_annealing(X, y, max_iter=20_000, seed=3, tree=True)
     assert torch.equal(a.replicas, b.replicas) and a.replicas.shape == (3, 51)
 
 
@@ -258,7 +266,7 @@ def test_kernel_sees_only_c_contiguous_arrays():
     from thermolearn.binary.rsa import _anneal_kernel
     for N, K, tree in [(51, 1, False), (21, 3, False), (45, 3, True), (25, 5, True)]:
         X, y = random_patterns(N, 0.5, seed=0, K=K, tree=tree)
-        replicated_annealing(X, y, K=K, tree=tree, replicas=2, max_moves=1_000, seed=0)
+        replicated_annealing(X, y, K=K, tree=tree, replicas=2, max_iter=1_000, seed=0)
     sigs = _anneal_kernel.signatures
     assert sigs
     for sig in sigs:
@@ -268,12 +276,12 @@ def test_kernel_sees_only_c_contiguous_arrays():
 
 def test_history_overlap_with_the_reference():
     X, y = random_patterns(101, 0.3, seed=2)
-    free = replicated_annealing(X, y, replicas=3, gamma=0.0, max_moves=20_000, history_every=5_000, seed=1)
+    free = replicated_annealing(X, y, replicas=3, gamma=0.0, max_iter=20_000, history_every=5_000, seed=1)
     assert all(h["overlap_center"] == 0.0 for h in free.history)
-    tied = replicated_annealing(X, y, replicas=3, gamma=0.5, gamma_rate=1.001, beta=0.5,
-                                max_moves=200_000, history_every=20_000, seed=1)
+    tied = replicated_annealing(X, y, replicas=3, gamma=Geometric(0.5, 1.001), beta=Geometric(0.5, 1.0005),
+                                max_iter=200_000, history_every=20_000, seed=1)
     for h in tied.history:
-        assert -1.0 <= h["overlap_center"] <= 1.0
+        assert -1.0 <= h["overlap_center"] <= 1.0 and isinstance(h["step"], int)
     # recomputed from the final replicas with the history's gamma (the last chunk's mean)
     S = tied.replicas.to(torch.int64).sum(0).double()
     expect = float((torch.tanh(tied.history[-1]["gamma"] * S) * S).sum()) / (3 * 101)

@@ -118,7 +118,7 @@ def replicated_sgd(X, y, K: int = 1, replicas: int = 7, batch_size: int = 80, lr
         clock t = 0, 1, ... (default ``LinearDecay(0.05, 1000, 1.05)``: 0.05 + 0.001 t).
     max_iter : epoch cap (the run stops earlier at a solution).
     seed : int, torch.Generator or None; it draws the common initial H, then the per-replica
-        seeds ``spawn_seeds(seed, replicas)`` of the pattern-order streams (unless
+        seeds of the pattern-order streams (``spawn_seeds``; drawn, and unused, when
         ``replica_seeds`` is given), then the replica orders.
     replica_seeds : optional sequence of ``replicas`` ints, the seeds of the per-replica
         pattern-order streams. Replica a of a run with coupling 0 follows exactly the plain run
