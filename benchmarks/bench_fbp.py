@@ -5,7 +5,7 @@
 Times ``focusing_bp`` for one protocol step of plain BP capped at --sweeps sweeps (tol 1e-300, so
 every sweep runs) and divides by the sweeps done, for the large-N form (messages="amp", the
 perceptron default) and the full M x N message form; the floor is X @ v plus X.T @ w in the same
-dtype on the same matrix and device, timed in the same run. Target (issue 4): a sweep within 3x
+dtype on the same matrix and device, timed in the same run. Target: a sweep within 3x
 of the floor. --skip-full leaves out the full form (which needs M x N memory: use it at N = 1e5).
 Then, unless --skip-full, the agreement of the two forms: plain-BP magnetizations at their fixed
 points on an N = 401, alpha = 0.3 instance.
@@ -53,11 +53,11 @@ def main():
         return (time.perf_counter() - t0) / reps
 
     def sweep(messages):
-        focusing_bp(X, y, protocol=[(0.0, 1.0)], max_iters=2, tol=1e-300, messages=messages,
+        focusing_bp(X, y, protocol=None, steps=1, gamma=0.0, replicas=1.0, max_iter=2, tol=1e-300, messages=messages,
                     dtype=dtype)                                         # warm-up
         _sync(dev)
         t0 = time.perf_counter()
-        r = focusing_bp(X, y, protocol=[(0.0, 1.0)], max_iters=args.sweeps, tol=1e-300,
+        r = focusing_bp(X, y, protocol=None, steps=1, gamma=0.0, replicas=1.0, max_iter=args.sweeps, tol=1e-300,
                         messages=messages, dtype=dtype)
         _sync(dev)
         return (time.perf_counter() - t0) / r.history[0]["iterations"]
@@ -73,7 +73,7 @@ def main():
               f"ratio {per / f:.2f} (target <= 3)")
     if not args.skip_full:
         Xs, ys = random_patterns(401, 0.3, seed=4, device=dev)
-        kw = dict(protocol=[(0.0, 1.0)], tol=1e-9, max_iters=3000, seed=4, dtype=dtype)
+        kw = dict(protocol=None, steps=1, gamma=0.0, replicas=1.0, tol=1e-9, max_iter=3000, seed=4, dtype=dtype)
         m = [focusing_bp(Xs, ys, messages=f, **kw).history[-1]["marginals"] for f in ("full", "amp")]
         diff = (m[0] - m[1]).abs()
         print(f"N=401, alpha=0.3, plain BP: |m_full - m_amp| max {float(diff.max()):.1e}, "

@@ -60,7 +60,7 @@ def main():
 
     from thermolearn.binary import random_patterns, replicated_annealing
 
-    const = dict(beta=1.0, beta_rate=1.0, gamma_rate=1.0)
+    const = dict(beta=1.0)                                   # constant beta and gamma
     cases = [
         ("perceptron N=1001", dict(N=1001, K=1, tree=False), args.moves, [
             ("1 replica, beta=1 constant", dict(replicas=1, gamma=0.0)),
@@ -77,11 +77,11 @@ def main():
     for name, arch, moves, runs in cases:
         X, y = random_patterns(arch["N"], 0.5, seed=0, K=arch["K"], tree=arch["tree"])
         replicated_annealing(X, y, K=arch["K"], tree=arch["tree"], replicas=1, gamma=0.0,
-                             max_moves=10_000, seed=1)                    # compile / load cache
+                             max_iter=10_000, seed=1)                    # compile / load cache
         label = f"{name} (M={X.shape[0]})"
         for run_label, kw in runs:
             t0, c0 = time.perf_counter(), time.process_time()
-            r = replicated_annealing(X, y, K=arch["K"], tree=arch["tree"], max_moves=moves,
+            r = replicated_annealing(X, y, K=arch["K"], tree=arch["tree"], max_iter=moves,
                                      history_every=moves, seed=1, **const, **kw)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             print(f"{label:<44} {run_label:<28} {r.steps:>8.3g} {wall:>7.2f} {r.steps / wall:>13.3g} "

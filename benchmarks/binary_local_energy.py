@@ -31,16 +31,16 @@ def main():
     p.add_argument("--draws", type=int, default=200)
     args = p.parse_args()
 
-    from thermolearn.binary import local_energy, random_patterns
-    from thermolearn.experiments.binary._common import solve
+    from thermolearn.binary import local_energy, random_patterns, solve
+    from thermolearn.schedules import Geometric
 
-    anneal = dict(max_moves=200_000_000, patience=20_000_000)
+    anneal = dict(max_iter=200_000_000, patience=20_000_000)
     settings = {
         "fbp": dict(),
-        "rsgd": dict(max_epochs=2000),
-        "sgd": dict(max_epochs=2000),
-        "rsa": dict(replicas=3, options=dict(beta=0.2, beta_rate=1.0001, gamma=0.5, gamma_rate=1.0001), **anneal),
-        "sa": dict(options=dict(beta=0.2, beta_rate=1.0001), **anneal),
+        "rsgd": dict(max_iter=2000),
+        "sgd": dict(max_iter=2000),
+        "rsa": dict(replicas=3, options=dict(beta=Geometric(0.2, 1.0001), gamma=Geometric(0.5, 1.0001)), **anneal),
+        "sa": dict(options=dict(beta=Geometric(0.2, 1.0001)), **anneal),
     }
     print(f"N={args.N}, alpha={args.alpha}, draws={args.draws}; training error fraction after "
           f"flipping a fraction p of the weights (mean over draws)")

@@ -28,17 +28,20 @@ def main():
     args = p.parse_args()
 
     from thermolearn.binary import random_patterns, replicated_sgd
+    from thermolearn.schedules import LinearDecay
 
     print(f"N=321, K=5, alpha={args.alpha}, max {args.max_epochs} epochs, y={args.replicas}, "
           f"gamma_step={args.gamma_step}")
-    runs = [(f"replicated (y={args.replicas})", {"replicas": args.replicas, "gamma_step": args.gamma_step})]
+    T = args.max_epochs
+    ramp = LinearDecay(0.05, T, 0.05 + args.gamma_step * T)          # gamma 0.05 + gamma_step per epoch
+    runs = [(f"replicated (y={args.replicas})", {"replicas": args.replicas, "gamma": ramp})]
     if not args.no_plain:
         runs.append(("plain SGD", {"replicas": 1, "coupling": 0.0}))
     for seed in args.seeds:
         X, y = random_patterns(321, args.alpha, seed, K=5)
         for name, kw in runs:
             t0 = time.perf_counter()
-            r = replicated_sgd(X, y, K=5, seed=seed, max_epochs=args.max_epochs, **kw)
+            r = replicated_sgd(X, y, K=5, seed=seed, max_iter=args.max_epochs, **kw)
             seconds = time.perf_counter() - t0
             Xn, yn, Wn = X.numpy().astype(np.int64), y.numpy(), r.weights.numpy().astype(np.int64)
             hidden = np.sign(Xn @ Wn.T)                      # (M, K); N odd: no zeros

@@ -6,8 +6,9 @@
 One random instance per (alpha, seed) (thermolearn.binary.random_patterns, labels +-1), solved by
 ``focusing_bp`` with the pseudo-reinforcement protocol; a success is zero training errors,
 recounted here with NumPy integers independently of the library. Prints one row per alpha:
-solved / seeds, median sweeps and seconds. Reference points (shared/specs/replicas.md): the
-capacity of the binary perceptron is 0.833; reinforced BP reaches about 0.74-0.75.
+solved / seeds, median sweeps and seconds. Reference points: the capacity of the binary
+perceptron is 0.833 (Krauth & Mezard 1989) [unverified]; reinforced BP reaches about 0.74-0.75
+(Braunstein & Zecchina 2006) [unverified].
 """
 
 from __future__ import annotations

@@ -28,11 +28,11 @@ def main():
     p.add_argument("db")
     args = p.parse_args()
     rows = sqlite3.connect(args.db).execute(
-        "select point, seed, records from results where experiment = 'fbp-local-entropy' and status = 'done'").fetchall()
+        "select point, records from results where experiment = 'fbp-local-entropy' and status = 'done'").fetchall()
     groups: dict = {}
-    for point, seed, records in rows:
+    for point, records in rows:
         pt = json.loads(point)
-        groups.setdefault((pt["N"], pt["alpha"], pt["y"]), []).append(json.loads(records))
+        groups.setdefault((pt["N"], pt["alpha"], pt["replicas"]), []).append(json.loads(records))
     print(f"{'N':>4} {'alpha':>5} {'y':>3} {'seeds':>5} {'gamma(S>0.5)':>12} {'gamma(S>0.9)':>12} "
           f"{'s(d=0.02)':>9} {'s(d=0.05)':>9} {'s(d=0.1)':>9} {'unconverged':>11}")
     for (N, alpha, y), runs in sorted(groups.items()):

@@ -34,10 +34,10 @@ def main():
         for alpha in args.alphas:
             for seed in args.seeds:
                 params = dict(base[algo], alpha=alpha, seed=seed)
-                if "max_epochs" in params:
-                    params["max_epochs"] = args.max_epochs
-                if "max_moves" in params:
-                    params["max_moves"] = args.max_moves
+                if algo in ("rsgd", "sgd"):
+                    params["max_iter"] = args.max_epochs
+                if algo in ("rsa", "sa"):
+                    params["max_iter"] = args.max_moves
                     params["patience"] = min(params["patience"], args.max_moves)
                 r = run(params)[0]
                 counts.setdefault((algo, alpha), []).append(r["errors"] == 0)

@@ -102,9 +102,9 @@ def main():
     print("\nlocal slopes between consecutive N (d log t / d log N ; d log t / d N):")
     for method in args.methods:
         rows = [s for s in summary if s["method"] == method and math.isfinite(s["median_moves"])]
-        parts = [f"{r0['N']}-{r1['N']}: {math.log(r1['median_moves'] / r0['median_moves']) / math.log(r1['N'] / r0['N']):.2f} ; "
-                 f"{math.log(r1['median_moves'] / r0['median_moves']) / (r1['N'] - r0['N']):.4f}"
+        ratio = [(r0["N"], r1["N"], math.log(r1["median_moves"] / r0["median_moves"]))
                  for r0, r1 in zip(rows, rows[1:])]
+        parts = [f"{n0}-{n1}: {lr / math.log(n1 / n0):.2f} ; {lr / (n1 - n0):.4f}" for n0, n1, lr in ratio]
         print(f"  {method:<12} " + ",  ".join(parts))
     print(f"\ntotal {total:.0f} s")
     if args.json:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from binary_check import np_errors
 import thermolearn.binary.algorithms as _binary
+from binary_check import np_errors
 from thermolearn.binary import random_patterns
 from thermolearn.experiments.binary import committee_rsgd, perceptron_capacity
 from thermolearn.experiments.binary._common import point_seeds

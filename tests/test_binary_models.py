@@ -1,4 +1,4 @@
-"""Binary perceptron / committee machine foundation (issue 4): energies, errors, problems, checks."""
+"""Binary perceptron / committee machine foundation: energies, errors, problems, checks."""
 
 import itertools
 
@@ -194,11 +194,14 @@ def test_bad_inputs_name_the_argument():
         _raises("K", errors, W, X, y, K=K)
     _raises("K", generalization_error, W, W, 10, 0, K=2)
     # non +-1 entries
-    X0 = X.clone(); X0[0, 0] = 0
+    X0 = X.clone()
+    X0[0, 0] = 0
     _raises("X", errors, W, X0, y)
-    Xf = X.float(); Xf[1, 2] = 0.5
+    Xf = X.float()
+    Xf[1, 2] = 0.5
     _raises("X", energies, W, Xf, y)
-    Xn = X.double(); Xn[0, 0] = float("nan")
+    Xn = X.double()
+    Xn[0, 0] = float("nan")
     _raises("X", output, W, Xn)
     _raises("y", errors, W, X, y * 2)
     _raises("W", errors, W * 0, X, y)

@@ -150,7 +150,8 @@ def capacity_warning(alpha: float, K: int = 1, teacher: bool = False) -> str | N
         return None
     if alpha > 1.0:
         return (f"alpha = {alpha:g} patterns per weight is above 1, the bound for any network of binary "
-                f"weights with random labels (2^weights networks cannot realise 2^M labelings): no solution is expected")
+                f"weights with random labels (2^weights networks cannot realise 2^M labelings): "
+                f"no solution is expected")
     if K == 1 and alpha > PERCEPTRON_CAPACITY:
         return (f"alpha = {alpha:g} is above the binary perceptron's capacity alpha_c = {PERCEPTRON_CAPACITY} "
                 f"(Krauth & Mezard 1989): for large N no solution is expected")
