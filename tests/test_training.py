@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import math
 
 import pytest
@@ -5,8 +7,9 @@ import torch
 
 from thermolearn.ebm import RBM, exact_log_partition
 from thermolearn.ebm.exact import all_states
-from thermolearn.ebm.training import batch_gradient, new_state, train
-from thermolearn.errors import ModelFileError, TrainingDiverged
+from thermolearn.ebm.training import TRAJECTORY, TrainResult, batch_gradient, in_progress_path, new_state, train
+from thermolearn.errors import CheckpointMismatch, ModelFileError, TrainingDiverged
+from thermolearn.schedules import Constant, LinearDecay, Step, Table
 
 
 def tiny_rbm(n_v=6, n_h=4, scale=0.8, beta=1.0, seed=0, dtype=torch.float32):
@@ -77,10 +80,10 @@ def test_training_raises_exact_log_likelihood(method):
     best = teacher.log_likelihood(valid, exact_log_partition(teacher))
     assert after > before + 0.5, (before, after, best)
     assert after > best - 0.5, (after, best)
-    assert len(hist) == 15
+    assert hist.steps == len(hist.history) == 15
     for key in ("free_energy_train", "free_energy_valid", "free_energy_gap",
                 "reconstruction_error", "seconds"):
-        assert all(math.isfinite(x) for x in hist[key]), key
+        assert all(math.isfinite(x) for x in hist.column(key)), key
 
 
 def test_naive_mean_field_learns_but_less_than_tap():
@@ -102,32 +105,176 @@ def test_checkpoint_resume_is_identical_to_uninterrupted_run(tmp_path):
     ck = tmp_path / "run.ckpt"
     part = RBM(8, 5, seed=1)
     train(part, data, method="pcd", epochs=2, batch_size=25, lr=0.05, seed=11, checkpoint=ck)
+    assert ck.exists() and not in_progress_path(ck).exists()   # a finished run is the checkpoint
     resumed = RBM(8, 5, seed=1)            # a fresh process would start from scratch
     hist = train(resumed, data, method="pcd", epochs=4, batch_size=25, lr=0.05, seed=11, checkpoint=ck)
-    assert len(hist) == 4
+    assert (hist.steps, hist.resumed_steps) == (4, 2)
+    assert hist.column("step") == [1, 2, 3, 4]
     assert torch.equal(resumed.W, full.W)
     assert torch.equal(resumed.hidden_bias, full.hidden_bias)
     assert RBM.load(ck).W.equal(full.W)    # a checkpoint is also a loadable model
 
 
-def test_checkpoint_of_another_run_is_refused(tmp_path):
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_keeps_the_checkpoint_and_resumes_from_its_progress(tmp_path):
+    data = sample_data(tiny_rbm(n_v=8, n_h=5, seed=9), 500)
+    kw = dict(method="pcd", batch_size=25, lr=0.05, seed=11)
+    full = RBM(8, 5, seed=1)
+    train(full, data, epochs=5, **kw)
+    ck = tmp_path / "run.ckpt"
+    train(RBM(8, 5, seed=1), data, epochs=2, checkpoint=ck, **kw)
+    before = ck.read_bytes()
+
+    def stop_after_epoch_4(record, rbm):
+        if record["step"] == 4:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(RBM(8, 5, seed=1), data, epochs=5, checkpoint=ck, callback=stop_after_epoch_4, **kw)
+    assert ck.read_bytes() == before                       # the finished checkpoint is untouched
+    assert in_progress_path(ck).exists()                   # the progress is kept beside it
+    resumed = RBM(8, 5, seed=1)
+    hist = train(resumed, data, epochs=5, checkpoint=ck, **kw)
+    assert hist.resumed_steps == 4 and hist.steps == 5
+    assert torch.equal(resumed.W, full.W)
+    assert not in_progress_path(ck).exists() and RBM.load(ck).W.equal(full.W)
+
+
+BASE = dict(method="pcd", k=1, batch_size=20, lr=0.05, momentum=0.5, weight_decay=1e-4,
+            damping=0.5, seed=3, binarize=None)
+
+
+@pytest.mark.parametrize("setting,change", [
+    ("lr", dict(lr=0.02)), ("lr", dict(lr=Constant(0.02))), ("momentum", dict(momentum=0.9)),
+    ("momentum", dict(momentum=Step(0.5, 0.9, at=1))), ("batch_size", dict(batch_size=10)),
+    ("k", dict(k=2)), ("method", dict(method="cd")), ("weight_decay", dict(weight_decay=0.0)),
+    ("damping", dict(damping=0.3)), ("seed", dict(seed=4)), ("binarize", dict(binarize="threshold")),
+    ("data", dict(data="other")), ("beta", dict(beta=0.5)), ("n_hidden", dict(hidden=4)),
+    ("dtype", dict(dtype=torch.float64)),
+])
+def test_checkpoint_of_another_run_is_refused_naming_the_setting(tmp_path, setting, change):
     data = sample_data(tiny_rbm(n_v=8, n_h=5), 100)
     ck = tmp_path / "run.ckpt"
-    train(RBM(8, 5, seed=1), data, method="pcd", epochs=1, batch_size=20, checkpoint=ck)
-    with pytest.raises(ValueError, match="different run"):
-        train(RBM(8, 5, seed=1), data, method="cd", epochs=2, batch_size=20, checkpoint=ck)
+    train(RBM(8, 5, seed=1), data, epochs=1, checkpoint=ck, **BASE)
+    saved = ck.read_bytes()
+    change = dict(change)
+    other = sample_data(tiny_rbm(n_v=8, n_h=5), 100, seed=2) if change.pop("data", None) else data
+    rbm = RBM(8, change.pop("hidden", 5), beta=change.pop("beta", 1.0), seed=1,
+              dtype=change.pop("dtype", torch.float32))
+    with pytest.raises(CheckpointMismatch, match=f"^{setting}: ") as info:
+        train(rbm, other, epochs=2, checkpoint=ck, **{**BASE, **change})
+    assert info.value.setting == setting and setting in TRAJECTORY
+    assert ck.read_bytes() == saved and not in_progress_path(ck).exists()
+    # told to start over, the new run replaces the checkpoint once it has finished
+    hist = train(rbm, other, epochs=2, checkpoint=ck, resume=False, **{**BASE, **change})
+    assert hist.resumed_steps == 0 and ck.read_bytes() != saved
 
 
-def test_divergence_stops_and_keeps_last_good_state(tmp_path):
+def test_fewer_epochs_than_the_checkpoint_and_a_longer_decay_are_refused(tmp_path):
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 100)
+    ck = tmp_path / "run.ckpt"
+    kw = {**BASE, "lr": LinearDecay(0.05, 3)}
+    train(RBM(8, 5, seed=1), data, epochs=3, checkpoint=ck, **kw)
+    with pytest.raises(CheckpointMismatch, match="^epochs: ") as info:
+        train(RBM(8, 5, seed=1), data, epochs=2, checkpoint=ck, **kw)
+    assert (info.value.saved, info.value.requested) == (3, 2)
+    # the decay to 0 over 3 epochs is another schedule than the decay over 5 epochs
+    with pytest.raises(CheckpointMismatch, match="^lr: ") as info:
+        train(RBM(8, 5, seed=1), data, epochs=5, checkpoint=ck, **{**kw, "lr": LinearDecay(0.05, 5)})
+    assert "steps=3" in info.value.saved and "steps=5" in info.value.requested
+    # asked for the same number of epochs, a finished checkpoint is read back without training
+    again = RBM(8, 5, seed=1)
+    hist = train(again, data, epochs=3, checkpoint=ck, **kw)
+    assert (hist.steps, hist.resumed_steps) == (3, 3) and again.W.equal(RBM.load(ck).W)
+
+
+def test_a_plain_callable_cannot_be_compared_with_a_checkpoint(tmp_path):
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 100)
+    ck = tmp_path / "run.ckpt"
+    train(RBM(8, 5, seed=1), data, epochs=1, checkpoint=ck, **BASE)
+    with pytest.raises(CheckpointMismatch, match="^lr: .*schedules"):
+        train(RBM(8, 5, seed=1), data, epochs=2, checkpoint=ck, **{**BASE, "lr": lambda t: 0.05})
+
+
+def _diverging_lr():
+    return Table([0.05, 0.05, 1e30])     # finite, valid values that blow the parameters up at epoch 3
+
+
+def test_divergence_stops_and_keeps_last_good_state():
     data = sample_data(tiny_rbm(n_v=8, n_h=5), 200)
     rbm = RBM(8, 5, seed=1)
+    snapshots = []
+    with pytest.raises(TrainingDiverged, match="during epoch 3") as info:
+        train(rbm, data, method="pcd", epochs=5, batch_size=20, lr=_diverging_lr(),
+              callback=lambda rec, r: snapshots.append(r.W.clone()))
+    assert "no checkpoint was asked for" in str(info.value)
+    assert len(snapshots) == 2 and torch.equal(rbm.W, snapshots[-1])   # reset to the end of epoch 2
+
+
+def test_a_diverged_run_replaces_neither_the_checkpoint_nor_leaves_its_progress(tmp_path):
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 200)
     ck = tmp_path / "run.ckpt"
-    lr = lambda epoch: 0.05 if epoch < 2 else float("inf")  # noqa: E731
-    with pytest.raises(TrainingDiverged, match="epoch 2"):
-        train(rbm, data, method="pcd", epochs=5, batch_size=20, lr=lr, checkpoint=ck)
-    assert torch.isfinite(rbm.W).all()
-    saved = RBM.load(ck)
-    assert torch.equal(saved.W, rbm.W)     # model reset to the end of epoch 1 == checkpoint
+    kw = dict(method="pcd", epochs=5, batch_size=20)
+    with pytest.raises(TrainingDiverged) as info:       # no checkpoint yet: none is mentioned
+        train(RBM(8, 5, seed=1), data, lr=_diverging_lr(), checkpoint=ck, **kw)
+    assert "no checkpoint was written" in str(info.value) and str(ck) not in str(info.value)
+    assert not ck.exists() and not in_progress_path(ck).exists()
+    good = RBM(8, 5, seed=1)
+    train(good, data, lr=0.05, checkpoint=ck, **kw)
+    saved = ck.read_bytes()
+    with pytest.raises(TrainingDiverged, match="left as it was"):
+        train(RBM(8, 5, seed=1), data, lr=_diverging_lr(), checkpoint=ck, resume=False, **kw)
+    assert ck.read_bytes() == saved and not in_progress_path(ck).exists()
+    again = RBM(8, 5, seed=1)                           # the good run resumes its own checkpoint
+    hist = train(again, data, lr=0.05, checkpoint=ck, **kw)
+    assert hist.resumed_steps == 5 and torch.equal(again.W, good.W)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(lr=-1.0), "lr"), (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(lr=Table([0.1, 0.1, -0.1])), "lr"), (dict(momentum=1.0), "momentum"),
+    (dict(momentum=-0.1), "momentum"), (dict(momentum=Step(0.5, 1.5, at=1)), "momentum"),
+    (dict(epochs=0), "epochs"), (dict(weight_decay=-1e-4), "weight_decay"),
+    (dict(batch_size=0), "batch_size"), (dict(k=0), "k"), (dict(method="sgd"), "method"),
+    (dict(damping=1.0), "damping"), (dict(monitor_size=0), "monitor_size"),
+    (dict(seed=-1), "seed"), (dict(binarize="round"), "binarize"),
+])
+def test_hyperparameters_are_validated(kwargs, name):
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        train(RBM(4, 3), torch.zeros(10, 4), **{"epochs": 3, **kwargs})
+
+
+def test_model_sizes_and_beta_are_validated():
+    for kwargs, name in ((dict(n_visible=4, n_hidden=0), "n_hidden"), (dict(n_visible=0, n_hidden=2), "n_visible"),
+                         (dict(n_visible=4, n_hidden=2, beta=0.0), "beta"),
+                         (dict(n_visible=4, n_hidden=2, beta=-1.0), "beta")):
+        with pytest.raises(ValueError, match=f"^{name}: "):
+            RBM(**kwargs)
+
+
+def test_train_result_is_a_declared_dataclass_with_a_json_ready_history():
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 100)
+    res = train(RBM(8, 5, seed=1), data, epochs=3, batch_size=20, validation=data[:30],
+                lr=Step(0.05, 0.02, at=1), seed=torch.Generator().manual_seed(0))
+    assert isinstance(res, TrainResult) and dataclasses.is_dataclass(res)
+    assert set(vars(res)) == {f.name for f in dataclasses.fields(res)}
+    assert res.step_unit == "epoch" and res.steps == 3
+    assert json.loads(json.dumps(res.history)) == res.history
+    assert [type(r["step"]) for r in res.history] == [int] * 3
+    assert res.column("lr") == [0.05, 0.02, 0.02] and res.last is res.history[-1]
+    assert res.seconds > 0 and res.settings["seed"] is None     # a generator is not recorded
+
+
+def test_int_and_generator_seeds_give_identical_training():
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 100)
+    a, b = RBM(8, 5, seed=1), RBM(8, 5, seed=torch.Generator().manual_seed(1))
+    assert torch.equal(a.W, b.W)
+    train(a, data, epochs=2, batch_size=20, seed=7)
+    train(b, data, epochs=2, batch_size=20, seed=torch.Generator().manual_seed(7))
+    assert torch.equal(a.W, b.W)
 
 
 def test_bad_input_is_rejected_with_clear_errors():
@@ -138,10 +285,6 @@ def test_bad_input_is_rejected_with_clear_errors():
         train(rbm, torch.tensor([[0.0, 1.0, float("nan"), 1.0]]), epochs=1)
     with pytest.raises(ValueError, match="4 columns"):
         train(rbm, torch.zeros(10, 5), epochs=1)
-    with pytest.raises(ValueError, match="method"):
-        train(rbm, torch.zeros(10, 4), method="sgd", epochs=1)
-    with pytest.raises(ValueError, match="batch_size"):
-        train(rbm, torch.zeros(10, 4), batch_size=0, epochs=1)
     # data in [0, 1] is accepted once a binarization is asked for
     train(rbm, torch.full((10, 4), 0.3), epochs=1, binarize="stochastic")
 

@@ -1,5 +1,10 @@
 """Energy-based models: RBMs, their training, partition functions and free energies.
 
+Binary restricted Boltzmann machines (Smolensky 1986; Hinton 2002), trained by contrastive
+divergence, persistent chains (Tieleman 2008) or TAP mean field (Gabrie, Tramel & Krzakala
+2015); log Z exactly, by annealed importance sampling (Salakhutdinov & Murray 2008) and its
+reverse (Burda, Grosse & Salakhutdinov 2015). Errors are in :mod:`thermolearn.errors`.
+
 Names are imported lazily so that ``import thermolearn.ebm`` stays cheap.
 """
 
@@ -7,8 +12,9 @@ from .._lazy import lazy_exports
 
 _WHERE = {
     "RBM": "rbm",
-    "train": "training", "TrainHistory": "training", "TrainingDiverged": "training",
-    "exact_log_partition": "exact", "exact_log_likelihood": "exact",
+    "train": "training", "TrainResult": "training", "in_progress_path": "training",
+    "exact_log_partition": "exact", "exact_log_likelihood": "exact", "MAX_EXACT_UNITS": "exact",
+    "independent_log_likelihood": "evaluate",
     "ais_log_partition": "ais", "AISResult": "ais", "base_rate_bias": "ais",
     "raise_log_likelihood": "reverse_ais", "RAISEResult": "reverse_ais",
     "tap_free_energy": "tap", "tap_log_likelihood": "tap", "TAPResult": "tap",

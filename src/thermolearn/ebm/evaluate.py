@@ -1,9 +1,15 @@
 """One-call evaluation of a trained RBM: log Z and log-likelihoods by every estimator.
 
-- exact (when the smaller layer has at most ``exact_limit`` units),
-- forward AIS (S&M08 base-rate model from the training pixel means; log Z with ± 3 sigma),
-- reverse AIS (RAISE) on a subset of examples: the conservative estimate,
-- TAP (orders 2 and 3): -log Z ~ Gamma at the fixed point reached from training rows.
+- exact (when the smaller layer has at most ``exact_limit`` units, by default
+  :data:`thermolearn.ebm.exact.MAX_EXACT_UNITS`),
+- forward AIS from the base-rate model of the training pixel means (Salakhutdinov & Murray
+  2008), log Z with ± 3 sigma,
+- reverse AIS (RAISE, Burda, Grosse & Salakhutdinov 2015) on a subset of examples: the
+  conservative estimate,
+- TAP (orders 2 and 3, Gabrie, Tramel & Krzakala 2015): -log Z ~ Gamma at the fixed point
+  reached from training rows,
+- the baseline every model must beat: independent pixels with the training means
+  (``independent_test_ll``).
 
 Log-likelihoods are mean nats per example. Forward AIS tends to over-estimate them and
 RAISE to under-estimate them, so the two bracket the truth.
@@ -15,27 +21,62 @@ import time
 
 import torch
 
+from .._numerics import as_tensor, check_int
+from ..seeding import as_generator, check_seed
 from .ais import ais_log_partition, base_rate_bias
-from .exact import exact_log_partition
+from .exact import MAX_EXACT_UNITS, exact_log_partition
 from .reverse_ais import raise_log_likelihood
 from .tap import tap_free_energy
 
 
+def independent_log_likelihood(train, test) -> float:
+    """Mean log p(v) of ``test`` under independent Bernoulli pixels with the training means,
+    p_i = (sum_n train_ni + 1) / (n + 2) (one pseudo-count each way, so that a pixel never on
+    in training costs a finite amount). Nats per example; the floor an RBM must beat."""
+    x = as_tensor(train, "train", dtype=torch.float64, ndim=2)
+    t = as_tensor(test, "test", dtype=torch.float64, ndim=2)
+    if t.shape[1] != x.shape[1]:
+        raise ValueError(f"test: expected {x.shape[1]} columns like train, got shape {tuple(t.shape)}")
+    p = (x.sum(0) + 1.0) / (x.shape[0] + 2.0)
+    return float((t @ torch.log(p) + (1.0 - t) @ torch.log1p(-p)).mean())
+
+
+def _rows(data, name, rbm):
+    x = as_tensor(data, name, ndim=2)
+    if x.shape[1] != rbm.n_visible or x.shape[0] < 1:
+        raise ValueError(f"{name}: expected rows of {rbm.n_visible} values (the model's n_visible), "
+                         f"got shape {tuple(x.shape)}")
+    return x.to(device=rbm.device, dtype=rbm.dtype)
+
+
 def evaluate_rbm(rbm, train, test, *, n_chains: int = 100, n_betas="sm08", raise_examples: int = 100,
-                 raise_chains: int = 1, raise_betas="sm08", raise_splits=("train", "test"), tap_orders=(2, 3), tap_starts: int = 100,
-                 exact_limit: int = 20, seed: int = 0, progress: bool = False) -> dict:
-    """Return a flat dict of estimates (see the module docstring); NaN-free keys only."""
+                 raise_chains: int = 1, raise_betas="sm08", raise_splits=("train", "test"),
+                 tap_orders=(2, 3), tap_starts: int = 100, exact_limit: int = MAX_EXACT_UNITS,
+                 seed=0, progress: bool = False) -> dict:
+    """Return a flat, JSON-ready dict of estimates (see the module docstring).
+
+    Keys: n_visible, n_hidden, beta, free_energy_train/test, independent_test_ll,
+    exact_log_z / exact_train_ll / exact_test_ll (when enumeration is feasible), ais_* (log Z,
+    stderr, ± 3 sigma bounds, train/test log-likelihoods), raise_* (when ``raise_examples`` > 0),
+    tap{order}_log_z / tap{order}_test_ll, seconds.
+    """
     t0 = time.perf_counter()
-    train = torch.as_tensor(train).to(device=rbm.device, dtype=rbm.dtype)
-    test = torch.as_tensor(test).to(device=rbm.device, dtype=rbm.dtype)
+    n_chains, tap_starts = check_int(n_chains, "n_chains"), check_int(tap_starts, "tap_starts")
+    raise_examples = check_int(raise_examples, "raise_examples", minimum=0)
+    raise_chains, exact_limit = check_int(raise_chains, "raise_chains"), check_int(exact_limit, "exact_limit")
+    seed = check_seed(seed)
+    if isinstance(seed, torch.Generator):          # one integer per estimator below
+        seed = int(torch.randint(0, 2**62, (1,), generator=seed))
+    train, test = _rows(train, "train", rbm), _rows(test, "test", rbm)
     with torch.inference_mode():
         nlf_train = float((-rbm.beta * rbm.free_energy(train)).double().mean())
         nlf_test = float((-rbm.beta * rbm.free_energy(test)).double().mean())
     out = {"n_visible": rbm.n_visible, "n_hidden": rbm.n_hidden, "beta": rbm.beta,
-           "free_energy_train": -nlf_train / rbm.beta, "free_energy_test": -nlf_test / rbm.beta}
+           "free_energy_train": -nlf_train / rbm.beta, "free_energy_test": -nlf_test / rbm.beta,
+           "independent_test_ll": independent_log_likelihood(train, test)}
 
     if min(rbm.n_visible, rbm.n_hidden) <= exact_limit:
-        log_z = exact_log_partition(rbm)
+        log_z = exact_log_partition(rbm, max_units=exact_limit)
         out.update(exact_log_z=log_z, exact_train_ll=nlf_train - log_z, exact_test_ll=nlf_test - log_z)
 
     base = base_rate_bias(train)
@@ -64,7 +105,7 @@ def evaluate_rbm(rbm, train, test, *, n_chains: int = 100, n_betas="sm08", raise
                 out[f"exact_{name}_ll_same_examples"] = nlf_rows - out["exact_log_z"]
 
     for order in tap_orders:
-        g = torch.Generator(device="cpu").manual_seed(seed)
+        g = as_generator(seed)
         starts = train[torch.randperm(train.shape[0], generator=g)[:tap_starts].to(train.device)]
         tap = tap_free_energy(rbm, order=order, init_visible=starts)
         out.update({f"tap{order}_log_z": -tap.free_energy,

@@ -5,15 +5,21 @@ log Z(beta) = log sum_h exp(beta b.h) prod_i (1 + exp(beta (a + W h)_i))      (e
 
 The enumerated layer's 2^n states are visited in chunks; all arithmetic is float64 and the
 sum is a logsumexp, so the result is exact to rounding.
+
+:data:`MAX_EXACT_UNITS` is the one limit of the library: every caller (``evaluate_rbm``,
+``BernoulliRBM.score_samples``, ``thermolearn rbm evaluate``) enumerates when the smaller layer
+has at most that many units and falls back to annealed importance sampling above it. At 20
+units the 2^20 states take well under a second; the cost doubles with each unit.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._numerics import softplus
+from .._numerics import check_int, softplus
 
-MAX_ENUMERATED_UNITS = 25
+MAX_EXACT_UNITS = 20
+"""Exact enumeration runs when the smaller layer has at most this many units."""
 
 
 def all_states(n: int, start: int = 0, stop: int | None = None, dtype=torch.float64, device=None):
@@ -24,12 +30,13 @@ def all_states(n: int, start: int = 0, stop: int | None = None, dtype=torch.floa
     return ((idx.unsqueeze(1) >> bits) & 1).to(dtype)
 
 
-def exact_log_partition(rbm, max_units: int = MAX_ENUMERATED_UNITS, chunk: int = 2**14) -> float:
+def exact_log_partition(rbm, max_units: int = MAX_EXACT_UNITS, chunk: int = 2**14) -> float:
     """log Z(beta) of ``rbm``, exactly, by enumerating its smaller layer in float64.
 
     Raises ValueError when the smaller layer has more than ``max_units`` units (2^max_units
     states); raise ``max_units`` knowingly, the cost doubles with each unit.
     """
+    max_units = check_int(max_units, "max_units")
     W, a, b = rbm.scaled_parameters(torch.float64)
     if W.shape[1] > W.shape[0]:           # enumerate the smaller layer: transpose the roles
         W, a, b = W.T, b, a
@@ -46,9 +53,15 @@ def exact_log_partition(rbm, max_units: int = MAX_ENUMERATED_UNITS, chunk: int =
     return float(torch.logsumexp(torch.stack(parts), 0))
 
 
-def exact_log_likelihood(rbm, v) -> float:
+def exact_log_likelihood(rbm, v, max_units: int = MAX_EXACT_UNITS) -> float:
     """Mean log p(v) in nats per example with the exact log Z."""
-    return rbm.log_likelihood(v, exact_log_partition(rbm))
+    return rbm.log_likelihood(v, exact_log_partition(rbm, max_units=max_units))
 
 
-__all__ = ["exact_log_partition", "exact_log_likelihood", "all_states", "MAX_ENUMERATED_UNITS"]
+def exact_is_feasible(rbm, max_units: int = MAX_EXACT_UNITS) -> bool:
+    """Whether :func:`exact_log_partition` accepts ``rbm`` under ``max_units``."""
+    return min(rbm.n_visible, rbm.n_hidden) <= max_units
+
+
+__all__ = ["exact_log_partition", "exact_log_likelihood", "exact_is_feasible", "all_states",
+           "MAX_EXACT_UNITS"]

@@ -8,22 +8,39 @@ estimated by one of:
 - ``"cd"``   contrastive divergence: k Gibbs sweeps started at the data (Hinton 2002);
 - ``"pcd"``  persistent chains, one per batch row, carried across updates (Tieleman 2008);
 - ``"mf"``, ``"tap2"``, ``"tap3"``: persistent magnetizations relaxed by ``k`` damped sweeps of
-  the naive, second- or third-order TAP fixed point, with the statistics of ebm/tap.py
-  (Gabrie, Tramel & Krzakala 2015).
+  the naive, second- or third-order TAP fixed point (Gabrie, Tramel & Krzakala 2015).
 
-Updates use momentum and L2 weight decay on W (Hinton's practical guide, 2010). Each epoch
-records the mean free energy of a fixed training subset and of the validation data (the
-guide's overfitting monitor: a growing gap means overfitting), the mean-field reconstruction
-error and the seconds spent. With ``checkpoint=PATH`` the full state (parameters, momenta,
-chains, random streams, history) is written atomically after every epoch and training resumes
-from it; a run that diverges to NaN/Inf stops with :class:`TrainingDiverged`, the model is put
-back to its last good state and the last checkpoint is left untouched.
+Updates use momentum and L2 weight decay on W (Hinton, "A practical guide to training
+restricted Boltzmann machines", 2010). Each epoch records the mean free energy of a fixed
+training subset and of the validation data (the guide's overfitting monitor: a growing gap
+means overfitting), the mean-field reconstruction error and the seconds spent.
+
+Checkpoints. With ``checkpoint=PATH`` the full state (parameters, momenta, chains, random
+streams, history) and every setting that changes the trajectory (see :data:`TRAJECTORY`) are
+saved, and nothing good is ever replaced by a failed run:
+
+- during a run, the state after each epoch is written atomically to ``PATH.part`` (the
+  in-progress checkpoint, :func:`in_progress_path`); ``PATH`` itself is replaced, by a rename,
+  only when the run has done all its epochs;
+- with ``resume=True`` (the default) a run continues ``PATH.part`` when there is one (an
+  interrupted run), else ``PATH``. Its settings must equal the ones asked for, otherwise
+  :class:`~thermolearn.errors.CheckpointMismatch` names the first differing setting; asking for
+  more epochs than it holds continues it (the number of epochs is not a trajectory setting);
+- ``resume=False`` starts over; ``PATH`` is still replaced only when the new run finishes;
+- a run that diverges to NaN/Inf raises :class:`~thermolearn.errors.TrainingDiverged`: the
+  model in memory is put back to its last finite state, ``PATH.part`` is removed (it holds a
+  trajectory that diverges) and ``PATH`` is left as it was. An interrupted run (Ctrl-C, an
+  exception in ``callback``) leaves ``PATH.part`` for the next run to resume.
+
+A learning rate that decays to 0 over the run (``LinearDecay(lr, epochs)``) depends on the
+number of epochs, so a longer run with it is another trajectory and is refused; continue with a
+constant or epoch-independent schedule, or start over.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,98 +50,143 @@ import torch
 from .._numerics import as_tensor, check_int, check_real
 from .._numerics import binarize as _binarize
 from .._random import BernoulliSampler
-from ..errors import ModelFileError, TrainingDiverged
+from ..errors import CheckpointMismatch, ModelFileError, TrainingDiverged
 from ..io import load_tensors, save_tensors
-from ..schedules import as_schedule
-from ..seeding import as_generator
+from ..results import Result, json_ready
+from ..schedules import as_schedule, describe
+from ..seeding import as_generator, check_seed
 from .rbm import RBM
 
 METHODS = ("cd", "pcd", "mf", "tap2", "tap3")
 TAP_ORDER = {"mf": 1, "tap2": 2, "tap3": 3}
+BINARIZE = (None, "threshold", "stochastic")
+
+#: The settings a checkpoint records and a resumed run must repeat, in the order they are
+#: compared. ``data`` is a SHA-1 of the training rows after binarization.
+TRAJECTORY = ("n_visible", "n_hidden", "beta", "dtype", "method", "k", "batch_size", "lr",
+              "momentum", "weight_decay", "damping", "monitor_size", "seed", "binarize", "n_data",
+              "data")
+
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass
-class TrainHistory:
-    """Per-epoch records (dicts) and the settings of the run."""
+class TrainResult(Result):
+    """What :func:`train` returns (the model itself is trained in place).
 
-    records: list[dict] = field(default_factory=list)
+    history : one JSON-ready dict per epoch done, including epochs read from a checkpoint;
+        ``step`` is the number of epochs done after it (1, 2, ...), and the record holds
+        ``free_energy_train`` (mean F of the monitor rows), ``free_energy_valid`` and
+        ``free_energy_gap`` (with validation data), ``reconstruction_error``, ``seconds``
+        (of that epoch), ``lr`` and ``momentum`` (used during it).
+    settings : the trajectory settings (:data:`TRAJECTORY`), JSON-ready.
+    seconds : wall time of this call.
+    steps : epochs done in all (``len(history)``); ``step_unit`` is ``"epoch"``.
+    resumed_steps : epochs read from a checkpoint (0 for a fresh run).
+    """
+
+    history: list[dict] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
-
-    def __getitem__(self, key):
-        """history["free_energy_train"] -> list over epochs."""
-        return [r.get(key) for r in self.records]
-
-    def __len__(self):
-        return len(self.records)
-
-    @property
-    def last(self) -> dict:
-        return self.records[-1] if self.records else {}
+    seconds: float = 0.0
+    steps: int = 0
+    step_unit: str = "epoch"
+    resumed_steps: int = 0
 
 
-def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int = 10, batch_size: int = 100,
-          lr=0.01, momentum=0.5, weight_decay: float = 1e-4, validation=None,
-          binarize: str | None = None, monitor_size: int = 1000, damping: float = 0.5,
-          seed=0, checkpoint=None, resume: bool = True, progress: bool = False,
-          callback=None) -> TrainHistory:
+def in_progress_path(checkpoint) -> Path:
+    """Where a run writes its checkpoint until it finishes: ``checkpoint`` + ``.part``."""
+    return Path(str(checkpoint) + ".part")
+
+
+def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int = 10,
+          batch_size: int = 100, lr=0.01, momentum=0.5, weight_decay: float = 1e-4,
+          validation=None, binarize: str | None = None, monitor_size: int = 1000,
+          damping: float = 0.5, seed=0, checkpoint=None, resume: bool = True,
+          progress: bool = False, callback=None) -> TrainResult:
     """Train ``rbm`` in place on the rows of ``data`` (shape (n, n_visible), binary).
 
     Parameters
     ----------
     method : "cd", "pcd", "mf", "tap2" or "tap3" (see the module docstring).
     k : Gibbs sweeps per update (cd/pcd, default 1), damped fixed-point sweeps per update
-        (mf/tap, default 3 as in the reference codes).
-    lr, momentum : numbers or callables epoch -> number (see thermolearn.schedules). The
-        learning rate multiplies the gradient averaged over the batch. Hinton's guide raises
-        the momentum from 0.5 to 0.9 after 5 epochs (``schedules.step(0.5, 0.9, at=5)``); with
-        PCD on MNIST that switch destabilised the chains at lr 0.01-0.05 (benchmarks/BENCHMARKS.md),
-        so the default stays at 0.5.
-    weight_decay : L2 penalty on W.
+        (mf/tap, default 3 as in the reference codes); >= 1.
+    epochs : passes over the data in all (epochs read from a checkpoint count), >= 1.
+    batch_size : rows per update, >= 1 (at most the number of rows is used).
+    lr, momentum : numbers or schedules of the epoch ``t = 0, 1, ...`` (thermolearn.schedules);
+        every value must satisfy lr > 0 and 0 <= momentum < 1 (checked for all epochs before
+        training). The learning rate multiplies the gradient averaged over the batch. Hinton's
+        guide raises the momentum from 0.5 to 0.9 after 5 epochs (``Step(0.5, 0.9, at=5)``);
+        with PCD on MNIST that switch destabilised the chains at lr 0.01-0.05, so the default
+        stays at 0.5. Only schedule objects (and numbers) can be compared with a checkpoint.
+    weight_decay : L2 penalty on W, >= 0.
     validation : held-out rows; their mean free energy is recorded every epoch.
     binarize : None (data must be 0/1), "threshold" or "stochastic" for data in [0, 1].
-    monitor_size : rows of the fixed training subset used for the free-energy monitor.
-    seed : int or torch.Generator: shuffling, chain initialisation and sampling.
-    checkpoint : path of a checkpoint written after every epoch; with ``resume`` an existing
-        checkpoint of a compatible run is continued (epochs already done are skipped).
-    callback : called as callback(epoch_record, rbm) after each epoch.
+    monitor_size : rows of the fixed training subset used for the free-energy monitor, >= 1.
+    damping : of the mf/tap fixed-point sweeps, in [0, 1).
+    seed : int, torch.Generator or None (thermolearn.seeding): shuffling, chain initialisation
+        and sampling. Only an int seed is recorded in a checkpoint.
+    checkpoint, resume : see the module docstring; the initial parameters of ``rbm`` are
+        replaced by the checkpoint's when a run is resumed.
+    progress : draw a progress bar on standard error.
+    callback : called as callback(record, rbm) after each epoch.
 
     The last partial batch of each (shuffled) epoch is skipped, so every update uses
     ``batch_size`` rows and ``batch_size`` persistent chains.
     """
+    t_start = time.perf_counter()
     if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if binarize not in BINARIZE:
+        raise ValueError(f"binarize: expected None, 'threshold' or 'stochastic', got {binarize!r}")
     if k is None:
         k = 3 if method in TAP_ORDER else 1
     k, batch_size = check_int(k, "k"), check_int(batch_size, "batch_size")
-    epochs = check_int(epochs, "epochs", minimum=0)
+    epochs, monitor_size = check_int(epochs, "epochs"), check_int(monitor_size, "monitor_size")
     weight_decay = check_real(weight_decay, "weight_decay", strict=False)
-    lr_at, momentum_at = as_schedule(lr, "lr"), as_schedule(momentum, "momentum")
+    damping = check_real(damping, "damping", strict=False)
+    if damping >= 1.0:
+        raise ValueError(f"damping: expected a number in [0, 1), got {damping!r}")
+    lr_at = _checked_schedule(lr, "lr", epochs, low=0.0, strict=True)
+    momentum_at = _checked_schedule(momentum, "momentum", epochs, low=0.0, strict=False, high=1.0)
+    seed = check_seed(seed)
     gen = as_generator(seed)
     X = _prepare(data, "data", rbm, binarize, gen)
     V = _prepare(validation, "validation", rbm, binarize, gen) if validation is not None else None
     n = X.shape[0]
     B = min(batch_size, n)
-    settings = dict(method=method, k=k, batch_size=B, weight_decay=weight_decay, beta=rbm.beta,
-                    n_visible=rbm.n_visible, n_hidden=rbm.n_hidden, n_data=n)
-    if checkpoint is not None:     # identifies the data of a resumed run
-        settings["data_checksum"] = float(X.sum(dtype=torch.float64))
+    settings = json_ready(dict(
+        n_visible=rbm.n_visible, n_hidden=rbm.n_hidden, beta=rbm.beta,
+        dtype=str(rbm.dtype).removeprefix("torch."), data=_digest(X) if checkpoint is not None else None,
+        n_data=n, binarize=binarize, method=method, k=k, batch_size=B, lr=describe(lr),
+        momentum=describe(momentum), weight_decay=weight_decay, damping=damping,
+        monitor_size=monitor_size, seed=seed if isinstance(seed, int) else None))
     monitor = torch.randperm(n, generator=gen)[:min(monitor_size, n)]
     state = new_state(rbm, method, X, B, gen)
-    history = TrainHistory(settings=settings)
-
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        history = _load_checkpoint(checkpoint, rbm, state, settings)
-        monitor = state.monitor
     state.monitor = monitor
-    X_monitor = X[monitor]
+    history: list[dict] = []
 
-    start = len(history)
+    final = Path(checkpoint) if checkpoint is not None else None
+    part = in_progress_path(final) if final is not None else None
+    if final is not None and resume:
+        source = part if part.exists() else final if final.exists() else None
+        if source is not None:
+            history = _load_checkpoint(source, rbm, state, settings, (lr, momentum))
+            if len(history) > epochs:
+                raise CheckpointMismatch(
+                    f"epochs: the checkpoint {source} holds {len(history)} epochs, more than the "
+                    f"{epochs} asked for; ask for at least {len(history)} or pass resume=False",
+                    setting="epochs", saved=len(history), requested=epochs)
+            if source == part and len(history) == epochs:   # finished, but not yet renamed
+                os.replace(part, final)
+    resumed = len(history)
+    X_monitor = X[state.monitor]
+
     bar = None
-    if progress and epochs > start:
+    if progress and epochs > resumed:
         from tqdm.auto import tqdm
-        bar = tqdm(total=epochs, initial=start, desc=f"{method} epochs", unit="epoch")
+        bar = tqdm(total=epochs, initial=resumed, desc=f"{method} epochs", unit="epoch")
     try:
-        for epoch in range(start, epochs):
+        for epoch in range(resumed, epochs):
             good = [t.clone() for t in _learned(rbm, state)]
             t0 = time.perf_counter()
             with torch.inference_mode():
@@ -134,16 +196,12 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
             if not all(bool(torch.isfinite(t).all()) for t in _learned(rbm, state)):
                 for t, saved in zip(_learned(rbm, state), good):
                     t.copy_(saved)
-                where = f"; the last good checkpoint is {checkpoint}" if checkpoint else ""
-                raise TrainingDiverged(
-                    f"parameters became NaN/Inf during epoch {epoch} (method={method}, "
-                    f"lr={lr_at(epoch):g}); the model was reset to the end of epoch {epoch - 1}"
-                    f"{where}. Lower the learning rate or momentum.")
-            record = _monitor(rbm, X_monitor, V)
-            record.update(epoch=epoch, seconds=seconds, lr=lr_at(epoch), momentum=momentum_at(epoch))
-            history.records.append(record)
-            if checkpoint is not None:
-                _save_checkpoint(checkpoint, rbm, state, history)
+                raise _diverged(epoch, method, lr_at(epoch), momentum_at(epoch), final, part)
+            record = {"step": epoch + 1, **_monitor(rbm, X_monitor, V), "seconds": seconds,
+                      "lr": float(lr_at(epoch)), "momentum": float(momentum_at(epoch))}
+            history.append(record)
+            if part is not None:
+                _save_checkpoint(part, rbm, state, settings, history)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(F_train=f"{record['free_energy_train']:.2f}",
@@ -154,7 +212,51 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     finally:
         if bar is not None:
             bar.close()
-    return history
+    if part is not None and len(history) > resumed:
+        os.replace(part, final)             # the run is complete: it becomes the checkpoint
+    return TrainResult(history=history, settings=settings, seconds=time.perf_counter() - t_start,
+                       steps=len(history), resumed_steps=resumed)
+
+
+def _checked_schedule(value, name, epochs, low, strict, high=None):
+    """``as_schedule`` plus a check of the values at the epochs 0..epochs-1 (cheap: one call
+    per epoch), errors naming ``name`` and the epoch."""
+    schedule = as_schedule(value, name, minimum=low, strict=strict)
+    for t in range(epochs):
+        try:
+            v = float(schedule(t))
+        except Exception as exc:
+            raise ValueError(f"{name}: the schedule failed at epoch {t}: {exc}") from None
+        bad = not (v > low if strict else v >= low) or (high is not None and v >= high) or v != v \
+            or v in (float("inf"), float("-inf"))
+        if bad:
+            span = f"in [{low:g}, {high:g})" if high is not None else f"> {low:g}"
+            raise ValueError(f"{name}: expected values {span}, got {v!r} at epoch {t}")
+    return schedule
+
+
+def _diverged(epoch, method, lr, momentum, final, part) -> TrainingDiverged:
+    """Remove the in-progress checkpoint and say what was kept."""
+    if part is not None and part.exists():
+        part.unlink()
+    if final is None:
+        kept = "no checkpoint was asked for"
+    elif final.exists():
+        kept = f"the checkpoint {final} was left as it was"
+    else:
+        kept = "no checkpoint was written"
+    back = f"the end of epoch {epoch}" if epoch else "its initial state"
+    return TrainingDiverged(
+        f"parameters became NaN/Inf during epoch {epoch + 1} (method={method}, lr={lr:g}, "
+        f"momentum={momentum:g}); the model in memory was reset to {back} and {kept}. "
+        "Lower the learning rate or the momentum.")
+
+
+def _digest(X: torch.Tensor) -> str:
+    """SHA-1 of the rows (identifies the data of a resumed run)."""
+    h = hashlib.sha1(str(tuple(X.shape)).encode())
+    h.update(X.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,27 +421,36 @@ def _prepare(data, name, rbm, how, gen):
 # checkpoints
 # ---------------------------------------------------------------------------------------------
 
-_COMPARED = ("method", "k", "batch_size", "beta", "n_visible", "n_hidden", "n_data", "weight_decay")
-
-
-def _save_checkpoint(path, rbm, st, history):
+def _save_checkpoint(path, rbm, st, settings, history):
     tensors = {"W": rbm.W, "visible_bias": rbm.visible_bias, "hidden_bias": rbm.hidden_bias}
     tensors.update({f"state.{k}": v for k, v in st.tensors().items()})
-    meta = {"kind": "rbm-checkpoint", "beta": rbm.beta, "settings": history.settings,
-            "records": history.records}
-    save_tensors(path, tensors, json.loads(json.dumps(meta, default=float)))
+    meta = {"kind": "rbm-checkpoint", "format": CHECKPOINT_FORMAT, "beta": rbm.beta,
+            "settings": settings, "history": history}
+    save_tensors(path, tensors, json_ready(meta))
 
 
-def _load_checkpoint(path, rbm, st, settings) -> TrainHistory:
+def _load_checkpoint(path, rbm, st, settings, schedules) -> list[dict]:
+    """Read ``path`` into ``rbm`` and ``st`` after checking its settings; return its history."""
     tensors, meta = load_tensors(path, kind="rbm-checkpoint")
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFileError(f"{path}: a checkpoint of another format ({meta.get('format')!r}); "
+                             "remove it or pass resume=False")
     saved = meta.get("settings", {})
-    diff = [f"{key}: checkpoint {saved.get(key)!r}, now {settings[key]!r}"
-            for key in _COMPARED if saved.get(key) != settings[key]]
-    if not math.isclose(saved.get("data_checksum", math.nan), settings["data_checksum"], rel_tol=1e-9):
-        diff.append("data: the training data differ from the checkpoint's")
-    if diff:
-        raise ValueError(f"checkpoint {path} belongs to a different run ({'; '.join(diff)}); "
-                         "remove it or pass resume=False")
+    for name, value in zip(("lr", "momentum"), schedules):
+        if settings[name] is None:
+            raise CheckpointMismatch(
+                f"{name}: {value!r} is a callable that is not a thermolearn.schedules object, so it "
+                f"cannot be compared with the checkpoint {path}; use a schedule object, or pass "
+                "resume=False to start over", setting=name, saved=saved.get(name), requested=None)
+    for key in TRAJECTORY:
+        if saved.get(key) != settings[key]:
+            what = ("the training data differ from the checkpoint's" if key == "data" else
+                    f"the checkpoint {path} was written with {key}={saved.get(key)!r}, "
+                    f"now {settings[key]!r}")
+            raise CheckpointMismatch(
+                f"{key}: {what}; pass resume=False to start over (the checkpoint is replaced only "
+                "when the new run finishes)", setting=key, saved=saved.get(key),
+                requested=settings[key])
     try:
         for name, t in (("W", rbm.W), ("visible_bias", rbm.visible_bias), ("hidden_bias", rbm.hidden_bias),
                         ("state.vW", st.vW), ("state.va", st.va), ("state.vb", st.vb)):
@@ -353,4 +464,4 @@ def _load_checkpoint(path, rbm, st, settings) -> TrainHistory:
                               "torch_generator": tensors["state.sampler.torch_generator"]})
     except (KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: incomplete or inconsistent checkpoint ({exc})") from None
-    return TrainHistory(records=list(meta.get("records", [])), settings=settings)
+    return list(meta.get("history", []))
