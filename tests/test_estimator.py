@@ -48,7 +48,7 @@ def test_fitted_attributes_and_shapes():
     assert est.intercept_hidden_.shape == (5,)
     assert est.intercept_visible_.shape == (8,)
     assert est.n_features_in_ == 8 and est.n_iter_ == 3
-    assert len(est.history_) == 3 and [r["epoch"] for r in est.history_] == [0, 1, 2]
+    assert len(est.history_) == 3 and [r["step"] for r in est.history_] == [1, 2, 3]
     assert est.components_.dtype == np.float64          # float64 input -> float64 model
     Xf = X.astype(np.float32)
     est32 = clone(est).fit(Xf)
@@ -77,12 +77,53 @@ def test_same_seed_same_result_and_pickle():
     np.testing.assert_array_equal(clone(a).fit(Xf).components_, clone(a).fit(Xf).components_)
 
 
+@pytest.mark.parametrize("dtype_in,dtype_out", [(np.float32, np.float32), (np.float64, np.float64),
+                                                (int, np.float64), (bool, np.float64)])
+def test_dtype_rule_is_scikit_learns(dtype_in, dtype_out):
+    """As sklearn's test_transformer_dtypes_casting: float32 stays float32, the rest is float64."""
+    X = binary_data(n=60).astype(dtype_in)
+    est = BernoulliRBM(n_components=4, batch_size=5, n_iter=2, random_state=42)
+    Xt = est.fit_transform(X)
+    assert Xt.dtype == dtype_out and est.components_.dtype == dtype_out
+    assert est.h_samples_.dtype == dtype_out and est.score_samples(X).dtype == np.float64
+
+
+@pytest.mark.parametrize("method", ["pcd", "cd", "tap2"])
+def test_h_samples_are_the_negative_phase_hidden_states(method):
+    X = binary_data(n=60)
+    est = BernoulliRBM(n_components=4, batch_size=5, n_iter=2, method=method, random_state=0).fit(X)
+    assert est.h_samples_.shape == (5, 4)
+    if method == "tap2":                    # magnetizations
+        assert ((est.h_samples_ > 0) & (est.h_samples_ < 1)).all()
+    else:                                   # binary samples
+        assert set(np.unique(est.h_samples_)) <= {0.0, 1.0}
+    assert BernoulliRBM(n_components=4, batch_size=5, n_iter=0).fit(X).h_samples_.shape == (5, 4)
+
+
+def test_verbose_prints_scikit_learn_iteration_lines(capsys):
+    import re
+
+    X = binary_data(n=60)
+    quiet = BernoulliRBM(n_components=3, batch_size=5, n_iter=2, random_state=42).fit(X)
+    capsys.readouterr()
+    loud = BernoulliRBM(n_components=3, batch_size=5, n_iter=2, random_state=42, verbose=True).fit(X)
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2 and captured.err == ""          # no progress bar
+    for i, line in enumerate(lines, 1):                    # sklearn's test_sparse_and_verbose pattern
+        assert re.match(rf"\[BernoulliRBM\] Iteration {i}, pseudo-likelihood = -?(\d)+(\.\d+)?, "
+                        r"time = (\d|\.)+s$", line), line
+    np.testing.assert_array_equal(quiet.components_, loud.components_)   # verbose changes nothing
+    pl = float(lines[-1].split("= ")[1].split(",")[0])
+    assert -8 * np.log(2) * 2 < pl < 0                     # 8 features: a log-probability per row
+
+
 def test_partial_fit_continues():
     X = binary_data()
     est = BernoulliRBM(n_components=6, random_state=0, learning_rate=lambda e: 0.1 / (1 + e))
     for i in range(3):
         est.partial_fit(X[i * 50:(i + 1) * 50])
-    assert est.n_iter_ == 3 and [r["epoch"] for r in est.history_] == [0, 1, 2]
+    assert est.n_iter_ == 3 and [r["step"] for r in est.history_] == [1, 2, 3]
     assert [r["lr"] for r in est.history_] == pytest.approx([0.1, 0.05, 0.1 / 3])
     W = est.components_.copy()
     est.partial_fit(X)

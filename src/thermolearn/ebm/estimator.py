@@ -1,6 +1,6 @@
 """A scikit-learn estimator around the library's RBM: ``BernoulliRBM``.
 
-A thin shell (ARCHITECTURE.md, principle 5): the algorithms are :class:`~thermolearn.ebm.RBM`,
+A thin shell: the algorithms are :class:`~thermolearn.ebm.RBM`,
 :func:`~thermolearn.ebm.training.train`, :func:`~thermolearn.ebm.exact_log_partition` and
 :func:`~thermolearn.ebm.ais.ais_log_partition`; this module only converts between scikit-learn's
 conventions (NumPy arrays, ``random_state``, fitted attributes ending in ``_``) and the library's
@@ -39,12 +39,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._numerics import check_binary
 from ..seeding import as_generator
-from .exact import exact_log_partition
+from .exact import MAX_EXACT_UNITS, exact_log_partition
 from .rbm import RBM
 from .training import METHODS, train
 
-#: log Z is computed exactly (enumeration) when the smaller layer has at most this many units.
-EXACT_MAX_UNITS = 20
 #: AIS settings used by ``score_samples`` above that size.
 AIS_N_BETAS = 10_000
 AIS_N_CHAINS = 100
@@ -71,7 +69,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     batch_size : int, default=10
         Rows per update (the last partial batch of each epoch is skipped).
     n_iter : int, default=10
-        Epochs (passes over the data) of ``fit``.
+        Epochs (passes over the data) of ``fit``; 0 leaves the initial model, as in scikit-learn.
     momentum : float or callable epoch -> float, default=0.5
     weight_decay : float, default=0.0
         L2 penalty on the weights.
@@ -83,7 +81,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Seeds the weight initialisation, the shuffling, the chains and the sampling. An int
         gives identical results on every ``fit``.
     verbose : int, default=0
-        Show a progress bar over the epochs.
+        Print one line per epoch in scikit-learn's format, ``[BernoulliRBM] Iteration 1,
+        pseudo-likelihood = -25.39, time = 0.01s`` (the pseudo-likelihood of the training data,
+        one randomly chosen unit flipped per row, as scikit-learn computes it).
     device : str, torch.device or None, default=None
         Where the computations run ("cpu" when None, "cuda" for a GPU). Fitted attributes are
         NumPy arrays either way.
@@ -98,14 +98,19 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     feature_names_in_ : ndarray of str, only when X has string column names
     n_iter_ : int
         Epochs trained so far (``fit`` sets it to ``n_iter``, ``partial_fit`` adds one).
+    h_samples_ : ndarray of shape (batch_size, n_components)
+        Hidden states of the negative phase after the last update (as scikit-learn's): the
+        persistent chains for pcd, the last Gibbs sample for cd, the magnetizations for mf/tap.
     history_ : list of dict
         One record per epoch from :func:`~thermolearn.ebm.training.train` (free energy of a
-        training subset, reconstruction error, seconds, learning rate, momentum, epoch).
+        training subset, reconstruction error, seconds, learning rate, momentum) with ``step``
+        the epochs done so far.
     random_state_ : numpy.random.RandomState
         The random stream that ``partial_fit``, ``gibbs`` and ``sample`` draw their seeds from.
 
-    The parameters are float64 when ``fit`` (or the first ``partial_fit``) got float64 data,
-    otherwise float32; ``transform`` returns that dtype.
+    The parameters are float32 when ``fit`` (or the first ``partial_fit``) got float32 data,
+    otherwise float64 (integer, boolean and float64 input), scikit-learn's rule; ``transform``
+    returns that dtype.
     """
 
     _parameter_constraints: dict = {
@@ -157,7 +162,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self
         """
         X = self._validate_X(X, reset=True)
-        dtype = np.float64 if X.dtype == np.float64 else np.float32
+        dtype = _dtype_of(X)
         V = self._visible(X, dtype)
         rng = check_random_state(self.random_state)
         rbm = self._new_rbm(V, dtype, rng)
@@ -180,7 +185,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = self._validate_X(X, reset=first)
         rng = self.random_state_ if hasattr(self, "random_state_") else check_random_state(self.random_state)
         if first:
-            dtype = np.float64 if X.dtype == np.float64 else np.float32
+            dtype = _dtype_of(X)
             V = self._visible(X, dtype)
             rbm = self._new_rbm(V, dtype, rng)
         else:
@@ -198,13 +203,14 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Train ``rbm`` on the visible data V for ``epochs``; then set the fitted attributes
         (only then, so that a failure leaves the estimator as it was)."""
         offset = 0 if first else getattr(self, "n_iter_", 0)
-        history = train(
+        result = None if epochs == 0 else train(
             rbm, torch.from_numpy(V), method=self.method, k=int(self.k), epochs=epochs,
             batch_size=int(self.batch_size), lr=_shifted(self.learning_rate, offset),
             momentum=_shifted(self.momentum, offset), weight_decay=float(self.weight_decay),
             binarize="stochastic" if self.binarize == "stochastic" else None,
-            seed=int(rng.randint(_SEED_MAX)), progress=bool(self.verbose))
-        records = [dict(r, epoch=offset + r["epoch"]) for r in history.records]
+            seed=int(rng.randint(_SEED_MAX)),
+            callback=_IterationLines(type(self).__name__, V, offset) if self.verbose else None)
+        records = [] if result is None else [dict(r, step=offset + r["step"]) for r in result.history]
         # running mean of the visible data: the base-rate model of AIS in score_samples
         mean, n = V.mean(0, dtype=np.float64), V.shape[0]
         n0 = 0 if first else getattr(self, "_n_samples_seen", 0)
@@ -216,6 +222,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.components_ = np.ascontiguousarray(rbm.W.T.cpu().numpy())
         self.intercept_hidden_ = rbm.hidden_bias.cpu().numpy().copy()
         self.intercept_visible_ = rbm.visible_bias.cpu().numpy().copy()
+        self.h_samples_ = (np.zeros((int(self.batch_size), rbm.n_hidden), dtype=_np_dtype(rbm))
+                           if result is None else result.negative_hidden.cpu().numpy().copy())
         self._visible_mean, self._n_samples_seen = mean, n
         self._log_z_cache = {}
 
@@ -232,7 +240,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Log-likelihood log p(v) = -beta F(v) - log Z of each row, in nats (float64).
 
         log Z is exact (enumeration of the smaller layer, float64) when that layer has at most
-        20 units, otherwise an AIS estimate (``ais_log_partition`` with 100 chains, 10,000
+        ``thermolearn.ebm.exact.MAX_EXACT_UNITS`` units, otherwise an AIS estimate (``ais_log_partition`` with 100 chains, 10,000
         inverse temperatures and the base-rate model of the training data; AIS tends to
         under-estimate log Z, so these likelihoods tend to be a little high). log Z is
         cached per fitted state.
@@ -358,13 +366,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
 
 def _log_z(rbm, visible_mean) -> float:
-    if min(rbm.n_visible, rbm.n_hidden) <= EXACT_MAX_UNITS:
-        return exact_log_partition(rbm, max_units=EXACT_MAX_UNITS)
+    if min(rbm.n_visible, rbm.n_hidden) <= MAX_EXACT_UNITS:
+        return exact_log_partition(rbm, max_units=MAX_EXACT_UNITS)
     try:
         from .ais import ais_log_partition, base_rate_bias
     except ImportError:  # pragma: no cover - depends on the installed modules
         raise NotImplementedError(
-            f"log Z of an RBM whose smaller layer has more than {EXACT_MAX_UNITS} units needs "
+            f"log Z of an RBM whose smaller layer has more than {MAX_EXACT_UNITS} units needs "
             "thermolearn.ebm.ais (annealed importance sampling), which is not available") from None
     base = None
     if visible_mean is not None:
@@ -375,6 +383,34 @@ def _log_z(rbm, visible_mean) -> float:
     if not math.isfinite(log_z):
         raise RuntimeError(f"AIS returned a non-finite log Z ({log_z}) for {rbm!r}")
     return log_z
+
+
+class _IterationLines:
+    """verbose: scikit-learn's line per epoch, with its pseudo-likelihood of the training rows
+    (``n_features * log sigmoid(beta (F(v~) - F(v)))``, v~ = v with one random unit flipped;
+    the flips come from their own seeded stream, so verbose does not change the fit)."""
+
+    def __init__(self, name, V, offset):
+        self.name, self.V, self.offset = name, V, offset
+        self.rng = np.random.RandomState(0)
+
+    def __call__(self, record, rbm):
+        v = torch.from_numpy(self.V).to(device=rbm.device, dtype=torch.float64)
+        flip = torch.from_numpy(self.rng.randint(0, v.shape[1], v.shape[0])).to(v.device)
+        rows = torch.arange(v.shape[0], device=v.device)
+        v_flip = v.clone()
+        v_flip[rows, flip] = 1.0 - v_flip[rows, flip]
+        r64 = rbm.to(dtype=torch.float64)
+        with torch.inference_mode():
+            gap = r64.beta * (r64.free_energy(v_flip) - r64.free_energy(v))
+            pl = float((v.shape[1] * torch.nn.functional.logsigmoid(gap)).mean())
+        print("[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
+              % (self.name, self.offset + record["step"], pl, record["seconds"]))
+
+
+def _dtype_of(X):
+    """scikit-learn's rule: float32 data give float32 parameters, anything else float64."""
+    return np.float32 if X.dtype == np.float32 else np.float64
 
 
 def _np_dtype(rbm):

@@ -83,6 +83,9 @@ class TrainResult(Result):
     seconds : wall time of this call.
     steps : epochs done in all (``len(history)``); ``step_unit`` is ``"epoch"``.
     resumed_steps : epochs read from a checkpoint (0 for a fresh run).
+    negative_hidden : (batch_size, n_hidden) hidden states of the negative phase after the last
+        update: the persistent chains (pcd), the last Gibbs sample (cd), the magnetizations
+        (mf, tap); None when this call ran no epoch.
     """
 
     history: list[dict] = field(default_factory=list)
@@ -91,6 +94,7 @@ class TrainResult(Result):
     steps: int = 0
     step_unit: str = "epoch"
     resumed_steps: int = 0
+    negative_hidden: torch.Tensor | None = None
 
 
 def in_progress_path(checkpoint) -> Path:
@@ -214,8 +218,12 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
             bar.close()
     if part is not None and len(history) > resumed:
         os.replace(part, final)             # the run is complete: it becomes the checkpoint
+    negative = None
+    if len(history) > resumed:
+        negative = {"pcd": state.chain_h, "cd": state.buffers.get("h")}.get(method, state.m_h)
+        negative = None if negative is None else negative.clone()
     return TrainResult(history=history, settings=settings, seconds=time.perf_counter() - t_start,
-                       steps=len(history), resumed_steps=resumed)
+                       steps=len(history), resumed_steps=resumed, negative_hidden=negative)
 
 
 def _checked_schedule(value, name, epochs, low, strict, high=None):
