@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from thermolearn.experiments import rbm_mnist_likelihood as table500
-from thermolearn.experiments import rbm_small_exact as small
+from thermolearn.experiments.ebm import rbm_mnist_likelihood as table500
+from thermolearn.experiments.ebm import rbm_small_exact as small
 from thermolearn.experiments.ebm._common import train_and_evaluate
 from thermolearn.experiments.registry import expand
 

@@ -343,7 +343,9 @@ def test_load_dataset_names_and_npz(tmp_path):
 
 def test_dataset_is_frozen():
     ds = load_digits()
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         ds.name = "x"
     assert "digits" in repr(ds) and "(1438, 64)" in repr(ds)
 

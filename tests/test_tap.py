@@ -73,7 +73,7 @@ def test_update_is_gradient_of_gamma_anywhere(order):
     rbm = random_rbm(1, beta=1.3)
     W, a, b = rbm.scaled_parameters(D)
     m_v, m_h = random_magnetizations(2, 3, 7, 5)
-    new_v, new_h = tap_fixed_point(W, a, b, m_v, m_h, order, damping=0.0, n_iter=1)
+    new_v, new_h = tap_fixed_point(W, a, b, m_v, m_h, order, damping=0.0, k=1)
     logit = lambda m: torch.log(m) - torch.log1p(-m)  # noqa: E731
     # visible half-step uses (m_v, m_h); hidden half-step uses (new_v, m_h)
     g_v = fd_grad(lambda x: gibbs_free_energy(W, a, b, x, m_h, order).sum(), m_v.clone())
@@ -88,7 +88,7 @@ def test_fixed_point_is_stationary_point_of_gamma(order, beta):
     rbm = random_rbm(3, beta=beta)
     res = tap_free_energy(rbm, order=order, init_visible=4, tol=1e-12)
     assert isinstance(res, TAPResult)
-    assert res.converged and res.n_iter < 1000
+    assert res.converged and res.steps < 1000 and res.step_unit == "sweep"
     W, a, b = rbm.scaled_parameters(D)
     m_v = res.m_visible.clone().unsqueeze(0)
     m_h = res.m_hidden.clone().unsqueeze(0)
@@ -209,4 +209,4 @@ def test_fixed_point_keeps_dtype_and_shape():
         new_v, new_h = tap_fixed_point(W, a, b, m_v, m_h, order)
         assert new_v.dtype == torch.float32 and new_v.shape == (4, 7) and new_h.shape == (4, 5)
         assert bool(((new_v > 0) & (new_v < 1)).all() and ((new_h > 0) & (new_h < 1)).all())
-    assert tap_fixed_point(W, a, b, m_v, m_h, 2, n_iter=0)[0] is m_v
+    assert tap_fixed_point(W, a, b, m_v, m_h, 2, k=0)[0] is m_v

@@ -67,7 +67,8 @@ def rbm_train(
     data: str = typer.Option("digits", help="mnist, digits, or a .npz file with arrays train/test."),
     hidden: int = typer.Option(DEFAULTS["hidden"], help="Number of hidden units."),
     method: str = typer.Option(DEFAULTS["method"], help="cd, pcd, mf, tap2 or tap3."),
-    k: Optional[int] = typer.Option(None, help="Gibbs (cd/pcd, default 1) or fixed-point (mf/tap, default 3) sweeps per update."),
+    k: Optional[int] = typer.Option(None, help="Gibbs (cd/pcd, default 1) or fixed-point (mf/tap, default 3) "
+                                               "sweeps per update."),
     epochs: int = typer.Option(DEFAULTS["epochs"], help="Passes over the training data."),
     batch_size: int = typer.Option(DEFAULTS["batch_size"], help="Rows per update."),
     lr: float = typer.Option(DEFAULTS["lr"], help="Learning rate (multiplies the batch-mean gradient), > 0."),
@@ -158,7 +159,8 @@ def _mismatch_message(exc, ckpt, lr_decay) -> str:
         what = f"{ckpt} was written with {setting} {exc.saved!r}, now {exc.requested!r}"
         if setting == "lr" and lr_decay:
             what += " (with --lr-decay the rate decays to 0 over --epochs, so more epochs are another schedule)"
-    return f"{option}: {what}; pass --no-resume to start over (the checkpoint is replaced only when the new run finishes)"
+    return (f"{option}: {what}; pass --no-resume to start over (the checkpoint is replaced only when "
+            "the new run finishes)")
 
 
 def _ladder(value: str, option: str):

@@ -240,9 +240,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Log-likelihood log p(v) = -beta F(v) - log Z of each row, in nats (float64).
 
         log Z is exact (enumeration of the smaller layer, float64) when that layer has at most
-        ``thermolearn.ebm.exact.MAX_EXACT_UNITS`` units, otherwise an AIS estimate (``ais_log_partition`` with 100 chains, 10,000
-        inverse temperatures and the base-rate model of the training data; AIS tends to
-        under-estimate log Z, so these likelihoods tend to be a little high). log Z is
+        ``thermolearn.ebm.exact.MAX_EXACT_UNITS`` units, otherwise an AIS estimate
+        (``ais_log_partition`` with 100 chains, 10,000 inverse temperatures and the base-rate
+        model of the training data; AIS tends to under-estimate log Z, so these likelihoods tend to be a little high). log Z is
         cached per fitted state.
         """
         check_is_fitted(self)
@@ -404,8 +404,8 @@ class _IterationLines:
         with torch.inference_mode():
             gap = r64.beta * (r64.free_energy(v_flip) - r64.free_energy(v))
             pl = float((v.shape[1] * torch.nn.functional.logsigmoid(gap)).mean())
-        print("[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
-              % (self.name, self.offset + record["step"], pl, record["seconds"]))
+        print(f"[{self.name}] Iteration {self.offset + record['step']:d}, "
+              f"pseudo-likelihood = {pl:.2f}, time = {record['seconds']:.2f}s")
 
 
 def _dtype_of(X):

@@ -1,7 +1,7 @@
 """Bernoulli-Bernoulli restricted Boltzmann machine with an explicit inverse temperature.
 
-Conventions (shared/specs/ebm.md): units v in {0,1}^n_v, h in {0,1}^n_h, weights W of shape
-(n_v, n_h), visible bias a, hidden bias b,
+Conventions (Hinton 2002; Salakhutdinov & Murray 2008, with an inverse temperature): units
+v in {0,1}^n_v, h in {0,1}^n_h, weights W of shape (n_v, n_h), visible bias a, hidden bias b,
 
     E(v, h) = -a.v - b.h - v.W.h,        p(v, h) = exp(-beta E(v, h)) / Z(beta),
 

@@ -74,7 +74,7 @@ class RAISEResult:
     stderr: float
     per_example: torch.Tensor
     seconds: float
-    n_betas: int = 0
+    n_betas: int
 
 
 def _check_data(rbm, data) -> torch.Tensor:

@@ -1,8 +1,7 @@
 """TAP / extended mean-field free energy of a binary RBM (Gabrie, Tramel, Krzakala 2015).
 
 Reference: M. Gabrie, E. W. Tramel, F. Krzakala, "Training Restricted Boltzmann Machines via the
-Thouless-Anderson-Palmer Free Energy", NIPS 2015, arXiv:1506.02914 (the "GTK15" equations below;
-see also shared/specs/ebm.md, section "TAP / Extended Mean Field").
+Thouless-Anderson-Palmer Free Energy", NIPS 2015, arXiv:1506.02914 (the "GTK15" equations below).
 
 Notation: magnetizations m_v = <v> (shape (batch, n_v)) and m_h = <h> (shape (batch, n_h)), one
 candidate state per row; W (n_v, n_h), visible bias a, hidden bias b; sums run over i (visible)
@@ -86,8 +85,8 @@ def gibbs_free_energy(W, a, b, m_v, m_h, order: int = 2) -> torch.Tensor:
     return gamma
 
 
-def tap_fixed_point(W, a, b, m_v, m_h, order: int = 2, damping: float = 0.5, n_iter: int = 3):
-    """``n_iter`` damped TAP iterations (GTK15 eqs. 8-9); returns the new (m_v, m_h).
+def tap_fixed_point(W, a, b, m_v, m_h, order: int = 2, damping: float = 0.5, k: int = 3):
+    """``k`` damped TAP sweeps (GTK15 eqs. 8-9); returns the new (m_v, m_h).
 
     Each iteration updates the visible magnetizations from the current m_h, then the hidden ones
     from the new m_v, each as m <- damping * m_old + (1 - damping) * m_new (GTK15 and the
@@ -99,12 +98,12 @@ def tap_fixed_point(W, a, b, m_v, m_h, order: int = 2, damping: float = 0.5, n_i
     order = _check_order(order)
     if not (0.0 <= float(damping) < 1.0):
         raise ValueError(f"damping: expected a number in [0, 1), got {damping!r}")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise ValueError(f"n_iter: expected a non-negative integer, got {n_iter!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k: expected a non-negative integer, got {k!r}")
     damping = float(damping)
     W2 = W * W if order >= 2 else None
     W3 = W2 * W if order >= 3 else None
-    for _ in range(n_iter):
+    for _ in range(k):
         m_v = _half_step(m_v, m_h, a, W.T, None if W2 is None else W2.T,
                          None if W3 is None else W3.T, damping)
         m_h = _half_step(m_h, m_v, b, W, W2, W3, damping)
@@ -155,7 +154,7 @@ class TAPResult:
     free_energy : Gamma at the best (lowest) fixed point found, the estimate of -log Z(beta).
     m_visible, m_hidden : the magnetizations of that fixed point, shapes (n_v,) and (n_h,).
     converged : whether every start reached max |change| < tol within max_iter iterations.
-    n_iter : iterations run.
+    steps : sweeps run (of every start at once); ``step_unit`` is ``"sweep"``.
     free_energies : Gamma at the fixed point reached from each start, shape (n_starts,).
     """
 
@@ -163,8 +162,9 @@ class TAPResult:
     m_visible: torch.Tensor
     m_hidden: torch.Tensor
     converged: bool
-    n_iter: int
+    steps: int
     free_energies: torch.Tensor
+    step_unit: str = "sweep"
 
 
 def tap_free_energy(rbm, order: int = 2, init_visible=None, damping: float = 0.5,
@@ -205,7 +205,7 @@ def tap_free_energy(rbm, order: int = 2, init_visible=None, damping: float = 0.5
 
     converged, it = False, 0
     while it < max_iter:
-        new_v, new_h = tap_fixed_point(W, a, b, m_v, m_h, order, damping, n_iter=1)
+        new_v, new_h = tap_fixed_point(W, a, b, m_v, m_h, order, damping, k=1)
         it += 1
         change = max(float((new_v - m_v).abs().max()), float((new_h - m_h).abs().max()))
         m_v, m_h = new_v, new_h
@@ -216,7 +216,7 @@ def tap_free_energy(rbm, order: int = 2, init_visible=None, damping: float = 0.5
     gammas = gibbs_free_energy(W, a, b, m_v, m_h, order)
     best = int(torch.argmin(gammas))
     return TAPResult(free_energy=float(gammas[best]), m_visible=m_v[best], m_hidden=m_h[best],
-                     converged=converged, n_iter=it, free_energies=gammas)
+                     converged=converged, steps=it, free_energies=gammas)
 
 
 def tap_log_likelihood(rbm, v, order: int = 2, **kw) -> float:

@@ -340,7 +340,7 @@ def _tap_negative(rbm, st, order, k, damping):
     from .tap import tap_fixed_point, tap_negative_statistics
 
     W, a, b = rbm.scaled_parameters()
-    st.m_v, st.m_h = tap_fixed_point(W, a, b, st.m_v, st.m_h, order, damping=damping, n_iter=k)
+    st.m_v, st.m_h = tap_fixed_point(W, a, b, st.m_v, st.m_h, order, damping=damping, k=k)
     dW, _, _ = tap_negative_statistics(W, st.m_v, st.m_h, order)
     return st.m_v, st.m_h, dW
 

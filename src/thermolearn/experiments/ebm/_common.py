@@ -44,7 +44,7 @@ def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict
     ds = dataset(p["data"])
     rbm = RBM(ds.train.shape[1], p["hidden"], seed=p["seed"])
     rbm.visible_bias.copy_(base_rate_bias(ds.train))
-    hist = train(rbm, ds.train, method=p["method"], k=p["k"], epochs=p["epochs"],
+    result = train(rbm, ds.train, method=p["method"], k=p["k"], epochs=p["epochs"],
                  batch_size=p["batch_size"], lr=LinearDecay(p["lr"], p["epochs"]), momentum=0.5,
                  weight_decay=1e-4, validation=ds.test[:2000], seed=p["seed"], checkpoint=checkpoint,
                  progress=progress)
@@ -53,8 +53,8 @@ def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict
                        raise_betas=p["ais_betas"], raise_splits=("test",), tap_orders=(2, 3),
                        seed=p["seed"], progress=progress)
     res["eval_seconds"] = res.pop("seconds")
-    last = hist.last
-    res.update(train_seconds=sum(r["seconds"] for r in hist.records),
+    last = result.last
+    res.update(train_seconds=sum(r["seconds"] for r in result.history),
                final_free_energy_train=last.get("free_energy_train"),
                final_free_energy_valid=last.get("free_energy_valid"),
                final_reconstruction_error=last.get("reconstruction_error"))

@@ -19,8 +19,9 @@ import math
 from ..registry import Anchor, Experiment, register
 from ._common import train_and_evaluate
 
-# name: (hidden, method, k, epochs, initial lr); batch 100, momentum 0.5, weight decay 1e-4, lr
-# decaying linearly to 0 (see _rbm.py). PCD with momentum raised to 0.9 collapsed at these rates.
+# name: (hidden, method, k, epochs, initial lr): the MNIST recipes, written out (the CLI's defaults
+# are chosen for digits). Batch 100, momentum 0.5, weight decay 1e-4, lr decaying linearly to 0
+# (see _common.py). PCD with momentum raised to 0.9 collapsed at these rates.
 CONFIGS = {
     "pcd-500": (500, "pcd", 1, 150, 0.01),
     "cd1-500": (500, "cd", 1, 100, 0.01),
@@ -54,8 +55,8 @@ ESTIMATORS = [("ais_test_ll", "AIS", "o"), ("raise_test_ll", "reverse AIS (50 ex
 
 
 def plot(records, fig) -> None:
-    """Test log-likelihood per model and estimator (AIS with its ± 3 sigma range), one panel per
-    dataset; the published MNIST values as dashed lines."""
+    """Test log-likelihood per model and estimator (one marker and colour per estimator; AIS
+    with its ± 3 sigma range), one panel per dataset; the published MNIST values as dashed lines."""
     datasets = sorted({r["data"] for r in records})
     for di, data in enumerate(datasets):
         ax = fig.add_subplot(1, len(datasets), di + 1)
@@ -77,9 +78,10 @@ def plot(records, fig) -> None:
                 ax.annotate(a.label.split(",")[0], (len(models) - 0.5, a.value), fontsize=7,
                             ha="right", va="bottom", color="0.3")
         ax.set_xticks(range(len(models)), models)
-        ax.set_ylabel("test log-likelihood (nats)")
+        ax.set_xlabel("model (training method - hidden units)")
+        ax.set_ylabel("test log-likelihood (nats per example)")
         ax.set_title(f"{data}: {rows[0]['hidden']} hidden units")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, title="estimator", title_fontsize=7)
 
 
 _MNIST = {"data": "mnist", "hidden": 500}
@@ -94,20 +96,22 @@ EXPERIMENT = register(Experiment(
     quick_seeds=[0],
     expected_seconds=(2400, 45),
     anchors=[
-        Anchor("ais_test_ll", -86.34, "CD25, 500 hidden units, MNIST test log-likelihood (AIS)",
+        Anchor("ais_test_ll", -86.34, "CD25, 500 hidden units, MNIST test log-likelihood (AIS) "
+               "[unverified: not read in the paper]",
                source="Salakhutdinov & Murray (2008), On the quantitative analysis of deep belief "
-                      "networks, ICML (checked against two sources, specs/ebm.md)",
+                      "networks, ICML, Table 2 [unverified]",
                where={**_MNIST, "method": "cd", "k": 25}),
-        Anchor("ais_test_ll", -125.5, "CD1, 500 hidden units, about -125.5 "
-               "[unverified: recalled, not yet checked against the paper]",
-               source="Salakhutdinov & Murray (2008), ICML (as recalled in specs/ebm.md)",
+        Anchor("ais_test_ll", -125.5, "CD1, 500 hidden units, about -125.5 [unverified: not read in the paper]",
+               source="Salakhutdinov & Murray (2008), ICML, Table 2 [unverified]",
                where={**_MNIST, "method": "cd", "k": 1}),
         Anchor("ais_test_ll", -105.5, "CD3, 500 hidden units, about -105.5 "
-               "[unverified: recalled; CD3 is not in this experiment's grid]",
-               source="Salakhutdinov & Murray (2008), ICML (as recalled in specs/ebm.md)",
+               "[unverified: not read in the paper; CD3 is not in this experiment's grid]",
+               source="Salakhutdinov & Murray (2008), ICML, Table 2 [unverified]",
                where={**_MNIST, "method": "cd", "k": 3}),
     ],
     plot=plot,
-    table=["ais_test_ll", "ais_test_ll_lower", "ais_test_ll_upper", "raise_test_ll",
-           "ais_test_ll_same_examples", "tap2_test_ll", "tap3_test_ll", "train_seconds"],
+    table={"model": "model", "ais_test_ll": "AIS test LL (nats)",
+           "raise_test_ll": "reverse AIS test LL, 50 ex. (nats)",
+           "ais_test_ll_same_examples": "AIS, same 50 ex. (nats)", "tap2_test_ll": "TAP2 test LL (nats)",
+           "tap3_test_ll": "TAP3 test LL (nats)", "train_seconds": "training (s)"},
 ))

@@ -6,7 +6,7 @@ so the errors of forward AIS (log Z ± 3 sigma, Salakhutdinov & Murray 2008), re
 Krzakala 2015) can be read off directly, for models trained by CD-1 and PCD-1.
 
 Full variant: MNIST (S&M08 stochastic binarization), the settings of the "cd1-20" / "pcd-20"
-rows of benchmarks/mnist_likelihood.py (100 epochs, lr 0.02 halving after 20 epochs, batches of
+rows of benchmarks/mnist_likelihood.py (100 epochs, lr 0.02 decaying linearly to 0, batches of
 100), the S&M08 ladder of 14,501 temperatures, 3 seeds per method. Quick variant: scikit-learn
 digits (64 pixels), 100 short epochs, a ladder of 2,000 equally spaced temperatures.
 
@@ -45,36 +45,44 @@ def run(params: dict) -> list[dict]:
     return [r]
 
 
+MARKERS = "os^Dv"
+
+
 def plot(records, fig) -> None:
-    """Left: estimated minus exact test log-likelihood per estimator and training method.
-    Right: exact test log-likelihood per method, with the published range on MNIST."""
+    """Left: estimated minus exact test log-likelihood per estimator, one marker and colour per
+    (dataset, training method). Right: the exact test log-likelihood per training method, with the
+    published range on MNIST."""
     groups = sorted({(r["data"], r["method"]) for r in records})
+    style = {g: dict(marker=MARKERS[i % len(MARKERS)], color=f"C{i}", ls="none")
+             for i, g in enumerate(groups)}
     ax = fig.add_subplot(1, 2, 1)
     width = 0.8 / max(len(groups), 1)
-    for gi, (data, method) in enumerate(groups):
-        rows = [r for r in records if (r["data"], r["method"]) == (data, method)]
+    for gi, group in enumerate(groups):
+        rows = [r for r in records if (r["data"], r["method"]) == group]
         for ei, (key, _label) in enumerate(ESTIMATORS):
             ys = [r[f"{key}_test_ll_error"] for r in rows if f"{key}_test_ll_error" in r]
             x = ei - 0.4 + width * (gi + 0.5)
-            ax.plot([x] * len(ys), ys, "o", color=f"C{gi}", alpha=0.7,
-                    label=f"{method} ({data})" if ei == 0 else None)
+            ax.plot([x] * len(ys), ys, alpha=0.7, label=f"{group[1]} ({group[0]})" if ei == 0 else None,
+                    **style[group])
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(range(len(ESTIMATORS)), [label for _k, label in ESTIMATORS])
-    ax.set_ylabel("estimated - exact test log-lik. (nats)")
-    ax.set_title("estimator error (one dot per seed)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("estimated - exact test log-likelihood (nats)")
+    ax.set_title("estimator error (one point per seed)")
+    ax.legend(fontsize=8, title="trained by (data)", title_fontsize=8)
 
     ax = fig.add_subplot(1, 2, 2)
-    for gi, (data, method) in enumerate(groups):
-        ys = [r["exact_test_ll"] for r in records if (r["data"], r["method"]) == (data, method)]
-        ax.plot([gi] * len(ys), ys, "o", color=f"C{gi}")
+    for gi, group in enumerate(groups):
+        ys = [r["exact_test_ll"] for r in records if (r["data"], r["method"]) == group]
+        ax.plot([gi] * len(ys), ys, **style[group])
     if any(r["data"] == "mnist" for r in records):
-        ax.axhspan(-165, -150, color="0.85", zorder=0, label="S&M08 20/25 hidden [unverified]")
+        ax.axhspan(-165, -150, color="0.85", zorder=0,
+                   label="Salakhutdinov & Murray 2008, 20/25 hidden [unverified]")
         ax.legend(fontsize=8)
     ax.set_xticks(range(len(groups)), [f"{m}\n({d})" for d, m in groups])
     ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.set_xlabel("training method (data)")
     ax.set_ylabel("exact test log-likelihood (nats)")
-    ax.set_title("20 hidden units, exact")
+    ax.set_title("20 hidden units, exact log Z")
 
 
 EXPERIMENT = register(Experiment(
@@ -89,12 +97,13 @@ EXPERIMENT = register(Experiment(
     expected_seconds=(600, 30),
     anchors=[Anchor(
         "exact_test_ll", (-165.0, -150.0),
-        "MNIST test log-likelihood of 20/25-hidden RBMs with exact log Z "
-        "[unverified: recalled, not yet checked against the paper]",
+        "MNIST test log-likelihood of 20/25-hidden RBMs with exact log Z, a range "
+        "[unverified: not read in the paper]",
         source="Salakhutdinov & Murray (2008), On the quantitative analysis of deep belief "
-               "networks, ICML (range as recalled in specs/ebm.md)",
+               "networks, ICML, Table 1 [unverified]",
         where={"data": "mnist"})],
     plot=plot,
-    table=["exact_test_ll", "ais_test_ll_error", "raise_test_ll_error", "tap2_test_ll_error",
-           "tap3_test_ll_error", "train_seconds"],
+    table={"method": "trained by", "exact_test_ll": "exact test LL (nats)",
+           "ais_test_ll_error": "AIS error (nats)", "raise_test_ll_error": "reverse AIS error (nats)",
+           "tap2_test_ll_error": "TAP2 error (nats)", "tap3_test_ll_error": "TAP3 error (nats)"},
 ))
