@@ -1,6 +1,6 @@
 """Time per training step of y replicas: one batched Replicated step vs a loop over y modules.
 
-    python benchmarks/bench_replicas.py [--replicas 8] [--repeats 7] [--steps 30] [--threads 1]
+    OMP_NUM_THREADS=1 python benchmarks/bench_replicas.py [--replicas 8] [--batch-size 64] [--repeats 21] [--steps 30]
 
 Measured side by side in one process, on the CPU:
 
@@ -12,7 +12,9 @@ Measured side by side in one process, on the CPU:
 For each: one step of ``Replicated(replicas=y)`` (forward + backward + update of all replicas in
 one batched call; the MLPs here take the "bmm" path, batched matrix products), the same with the
 mean coupling on (gamma = 0.01), the same with ``vmap=True`` (the torch.func.vmap path), y separate
-modules each with its own SGD optimizer stepped one after the other, and one single model. The
+modules each with its own SGD optimizer (torch's defaults, the same learning rate) stepped one
+after the other in an ordinary PyTorch loop (zero_grad, forward, cross-entropy, backward, step),
+and one single model. The
 evaluation path of each Replicated variant (``Replicated.path``) is printed in brackets. Each step
 takes fresh minibatches (indices drawn beforehand, outside the timed region). The variants are
 timed in turn within each repeat; the time per step is the median over ``repeats`` of (time of
@@ -44,10 +46,10 @@ def mlp(sizes, seed):
     return nn.Sequential(*layers)
 
 
-def bench(name, X, T, sizes, y, batch, steps, repeats, lr=0.1):
+def bench(name, X, T, sizes, y, batch_size, steps, repeats, lr=0.1):
     rng = np.random.default_rng(0)
     n = X.shape[0]
-    pool = [torch.from_numpy(rng.integers(0, n, size=(y, batch))) for _ in range(64)]
+    pool = [torch.from_numpy(rng.integers(0, n, size=(y, batch_size))) for _ in range(64)]
     batches = [[(X[idx[a]], T[idx[a]]) for a in range(y)] for idx in pool]
     counter = [0]
 
@@ -98,7 +100,7 @@ def bench(name, X, T, sizes, y, batch, steps, repeats, lr=0.1):
             times[label].append((time.perf_counter() - t0) / steps)
     results = {label: statistics.median(ts) for label, ts in times.items()}
 
-    print(f"\n{name}: MLP {'-'.join(map(str, sizes))}, y={y} replicas, batch {batch} per replica, SGD lr={lr}")
+    print(f"\n{name}: MLP {'-'.join(map(str, sizes))}, y={y} replicas, batch {batch_size} per replica, SGD lr={lr}")
     for label, sec in results.items():
         shown = f"{label} [{reps[label].path}]" if label in reps else label
         print(f"  {shown:40s} {sec * 1e3:8.3f} ms/step")
@@ -113,7 +115,7 @@ def bench(name, X, T, sizes, y, batch, steps, repeats, lr=0.1):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--replicas", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
@@ -125,13 +127,13 @@ def main(argv=None):
     T = torch.tensor(digits.target, dtype=torch.int64)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float32, CPU; "
           f"median of {args.repeats} repeats of {args.steps} steps")
-    r1, path1 = bench("digits (scikit-learn, 1797 x 64)", X, T, [64, 128, 10], args.replicas, args.batch,
+    r1, path1 = bench("digits (scikit-learn, 1797 x 64)", X, T, [64, 128, 10], args.replicas, args.batch_size,
                args.steps, args.repeats)
     g = torch.Generator().manual_seed(0)
     Xm = torch.rand(60000, 784, generator=g)
     Tm = torch.randint(0, 10, (60000,), generator=g)
     r2, path2 = bench("MNIST-sized (random data of MNIST's shape, 60000 x 784)", Xm, Tm, [784, 500, 10], args.replicas,
-               args.batch, max(5, args.steps // 3), args.repeats)
+               args.batch_size, max(5, args.steps // 3), args.repeats)
     key = f"loop over {args.replicas} modules"
     print(f"\nsummary: speed-up of Replicated over the loop (gamma=0): digits "
           f"{r1[key] / r1['replicated, gamma=0']:.2f}x [{path1} path] (target >= 2), "

@@ -5,6 +5,7 @@ written from the equations in the modules' docstrings (quadratic losses with ana
 """
 
 import copy
+import io
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from torch import nn
 
 from thermolearn.deep.elastic import ElasticAveraging
 from thermolearn.deep.entropy_sgd import EntropySGD
+from thermolearn.schedules import Geometric, Table
 
 # ---------------------------------------------------------------------------------------------
 # a two-tensor quadratic model: loss_k(u, V) = 0.5 |A_k [u; vec V] - b_k|^2 on "minibatch" k
@@ -108,7 +110,7 @@ def run_entropy(As, bs, w0, steps, **kw):
     (0.0, False, 0.0, False), (0.8, True, 0.5, False), (0.6, False, 0.3, True)])
 def test_entropy_sgd_matches_numpy_reference(momentum, nesterov, inner_momentum, scale):
     As, bs, w0 = quad_problem()
-    kw = dict(lr=0.7, inner_steps=4, inner_lr=0.05, gamma=0.3, gamma_growth=0.2, noise=0.1,
+    kw = dict(lr=0.7, inner_steps=4, inner_lr=0.05, gamma=Geometric(0.3, 1 + 0.2), noise=0.1,
               alpha=0.75, momentum=momentum, nesterov=nesterov, inner_momentum=inner_momentum,
               weight_decay=0.01, scale_by_gamma=scale, seed=123)
     model, opt, calls, _ = run_entropy(As, bs, w0, 3, **kw)
@@ -126,7 +128,7 @@ def test_entropy_sgd_zero_coupling_is_inner_sgd_then_jump():
     As, bs, w0 = quad_problem(1)
     lr, eta, L = 0.4, 0.1, 3
     model, _, calls, losses = run_entropy(As, bs, w0, 2, lr=lr, inner_steps=L, inner_lr=eta,
-                                          gamma=0.0, gamma_growth=0.0, noise=0.0, alpha=1.0)
+                                          gamma=0.0, noise=0.0, alpha=1.0)
     w, k = w0.copy(), 0
     first_losses = []
     for _ in range(2):
@@ -149,7 +151,7 @@ def test_entropy_sgd_single_inner_step(scale):
     the coupling cannot act since w' = w when the gradient is taken."""
     As, bs, w0 = quad_problem(2)
     model, _, _, _ = run_entropy(As, bs, w0, 1, lr=0.5, inner_steps=1, inner_lr=0.2, gamma=0.7,
-                                 gamma_growth=0.0, noise=0.0, alpha=1.0, weight_decay=0.1,
+                                 noise=0.0, alpha=1.0, weight_decay=0.1,
                                  scale_by_gamma=scale)
     factor = 0.7 if scale else 1.0
     expect = w0 - 0.5 * 0.2 * factor * (quad_grad(As[0], bs[0], w0) + 0.1 * w0)
@@ -182,15 +184,16 @@ def test_entropy_sgd_inner_steps_zero_is_torch_sgd():
         torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
 
 
-def test_entropy_sgd_callable_gamma_matches_growth():
+def test_entropy_sgd_schedule_gamma_matches_callable():
     As, bs, w0 = quad_problem(3)
     kw = dict(lr=0.5, inner_steps=2, inner_lr=0.05, noise=0.0, alpha=0.5)
-    m1, _, _, _ = run_entropy(As, bs, w0, 3, gamma=0.4, gamma_growth=0.5, **kw)
-    m2, o2, _, _ = run_entropy(As, bs, w0, 3, gamma=lambda t: 0.4 * 1.5 ** t, gamma_growth=0.0, **kw)
+    m1, o1, _, _ = run_entropy(As, bs, w0, 3, gamma=Geometric(0.4, 1.5), **kw)
+    m2, o2, _, _ = run_entropy(As, bs, w0, 3, gamma=lambda t: 0.4 * 1.5 ** t, **kw)
     torch.testing.assert_close(m1.flat(), m2.flat(), rtol=0, atol=1e-14)
-    assert o2.scope() == pytest.approx(0.4 * 1.5 ** 3)
+    assert o1.scope() == o2.scope() == pytest.approx(0.4 * 1.5 ** 3)
     # and the coupling matters: gamma = 0 gives a different trajectory
-    m3, _, _, _ = run_entropy(As, bs, w0, 3, gamma=0.0, gamma_growth=0.0, **kw)
+    m3, o3, _, _ = run_entropy(As, bs, w0, 3, gamma=0.0, **kw)
+    assert o3.param_groups[0]["gamma"] == 0.0 and isinstance(o3.param_groups[0]["gamma"], float)
     assert float((m3.flat() - m1.flat()).detach().abs().max()) > 1e-4
 
 
@@ -209,7 +212,7 @@ def test_entropy_sgd_pure_noise_variance():
     so each weight moves with variance L eta eps^2 (the documented noise convention)."""
     p = nn.Parameter(torch.zeros(20000, dtype=torch.float64))
     L, eta, eps = 4, 0.09, 0.5
-    opt = EntropySGD([p], lr=1.0, inner_steps=L, inner_lr=eta, gamma=0.0, gamma_growth=0.0,
+    opt = EntropySGD([p], lr=1.0, inner_steps=L, inner_lr=eta, gamma=0.0,
                      noise=eps, alpha=1.0, seed=0)
 
     def closure():
@@ -224,13 +227,17 @@ def test_entropy_sgd_pure_noise_variance():
 
 def test_entropy_sgd_state_dict_roundtrip():
     As, bs, w0 = quad_problem(5)
-    kw = dict(lr=0.3, inner_steps=2, inner_lr=0.05, gamma=0.2, gamma_growth=0.1, noise=0.0,
+    kw = dict(lr=0.3, inner_steps=2, inner_lr=0.05, gamma=Geometric(0.2, 1.1), noise=0.0,
               momentum=0.9)
     model, opt, calls, _ = run_entropy(As, bs, w0, 2, **kw)
     clone = copy.deepcopy(model)
     opt2 = EntropySGD(clone.parameters(), **kw)
-    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
-    assert opt2.outer_steps == 2
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)      # the schedule is stored as its description
+    buf.seek(0)
+    opt2.load_state_dict(torch.load(buf, weights_only=True))
+    assert opt2.outer_steps == 2 and opt2.param_groups[0]["gamma"] == Geometric(0.2, 1.1)
+    assert opt2.scope() == pytest.approx(0.2 * 1.1 ** 2)
     c1, c2 = [calls], [calls]
     opt.step(make_closure(model, opt, As, bs, c1))
     opt2.step(make_closure(clone, opt2, As, bs, c2))
@@ -249,8 +256,10 @@ def test_entropy_sgd_errors():
         EntropySGD(p, alpha=1.5)
     with pytest.raises(ValueError, match="nesterov"):
         EntropySGD(p, nesterov=True)
-    with pytest.raises(ValueError, match="gamma_growth"):
-        EntropySGD(p, gamma=lambda t: 1.0, gamma_growth=0.1)
+    with pytest.raises(ValueError, match="^gamma"):
+        EntropySGD(p, gamma=-0.1)
+    with pytest.raises(ValueError, match="^gamma"):
+        EntropySGD(p, gamma="fast")
     with pytest.raises(ValueError, match="noise"):
         EntropySGD(p, noise=-1.0)
     with pytest.raises(ValueError, match="momentum"):
@@ -261,7 +270,7 @@ def test_entropy_sgd_errors():
 # Elastic averaging SGD
 # ---------------------------------------------------------------------------------------------
 
-def easgd_reference(xs, center, grads, steps, lr, rho, tau, momentum=0.0, nesterov=False, wd=0.0):
+def easgd_reference(xs, center, grads, steps, lr, gamma, tau, momentum=0.0, nesterov=False, wd=0.0):
     """EASGD from the equations: workers xs (list of flat arrays), grads[a](x) the gradient."""
     xs = [x.copy() for x in xs]
     c = center.copy()
@@ -278,8 +287,8 @@ def easgd_reference(xs, center, grads, steps, lr, rho, tau, momentum=0.0, nester
                 d = d + momentum * bufs[a] if nesterov else bufs[a]
             step = lr * d
             if elastic:
-                step = step + lr * rho * (x - c)
-                pull += lr * rho * (x - c)
+                step = step + lr * gamma * (x - c)
+                pull += lr * gamma * (x - c)
             new.append(x - step)
         xs = new
         c = c + pull
@@ -321,10 +330,10 @@ def easgd_run(Hs, bs, x0, steps, center=None, **kw):
 def test_easgd_matches_numpy_reference(tau, momentum, nesterov, wd):
     Hs, bs, x0 = quad_workers()
     grads = [lambda x, H=H, b=b: H @ (x - b) for H, b in zip(Hs, bs)]
-    lr, rho, steps = 0.1, 2.0, 8
-    models, opt, centers = easgd_run(Hs, bs, x0, steps, lr=lr, rho=rho, tau=tau, momentum=momentum,
+    lr, gamma, steps = 0.1, 2.0, 8
+    models, opt, centers = easgd_run(Hs, bs, x0, steps, lr=lr, gamma=gamma, tau=tau, momentum=momentum,
                                      nesterov=nesterov, weight_decay=wd)
-    xs, _, hist = easgd_reference(x0, np.mean(x0, axis=0), grads, steps, lr, rho, tau,
+    xs, _, hist = easgd_reference(x0, np.mean(x0, axis=0), grads, steps, lr, gamma, tau,
                                   momentum, nesterov, wd)
     for m, x in zip(models, xs):
         np.testing.assert_allclose(m.flat().detach().numpy(), x, rtol=0, atol=1e-13)
@@ -339,7 +348,7 @@ def test_easgd_matches_numpy_reference(tau, momentum, nesterov, wd):
 
 def test_easgd_intermediate_step_is_plain_sgd():
     Hs, bs, x0 = quad_workers(seed=1)
-    models, opt, centers = easgd_run(Hs, bs, x0, 1, lr=0.1, rho=1.0, tau=2)
+    models, opt, centers = easgd_run(Hs, bs, x0, 1, lr=0.1, gamma=1.0, tau=2)
     before = [m.flat().detach().numpy().copy() for m in models]
     c_before = centers[0]
     # second step (t = 1) is not elastic
@@ -354,11 +363,11 @@ def test_easgd_intermediate_step_is_plain_sgd():
         torch.cat([c.reshape(-1) for c in opt.center_parameters()]).numpy(), c_before)
 
 
-def test_easgd_rho_zero_is_independent_sgd():
+def test_easgd_gamma_zero_is_independent_sgd():
     torch.manual_seed(1)
     nets = [nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)).double() for _ in range(3)]
     refs = [copy.deepcopy(n) for n in nets]
-    opt = ElasticAveraging(nets, lr=0.05, rho=0.0, tau=1, momentum=0.9, nesterov=True,
+    opt = ElasticAveraging(nets, lr=0.05, gamma=0.0, tau=1, momentum=0.9, nesterov=True,
                            weight_decay=1e-3)
     ref_opts = [torch.optim.SGD(r.parameters(), lr=0.05, momentum=0.9, nesterov=True,
                                 weight_decay=1e-3) for r in refs]
@@ -384,7 +393,7 @@ def test_easgd_identical_workers_keep_center():
     torch.manual_seed(2)
     base = nn.Linear(3, 2).double()
     nets = [copy.deepcopy(base) for _ in range(4)]
-    opt = ElasticAveraging(nets, lr=0.1, rho=1.5, tau=1)
+    opt = ElasticAveraging(nets, lr=0.1, gamma=1.5, tau=1)
     for c, p in zip(opt.center_parameters(), base.parameters()):
         torch.testing.assert_close(c, p.detach(), rtol=0, atol=0)
     for _ in range(3):                       # zero gradients: nothing moves
@@ -410,11 +419,11 @@ def test_easgd_identical_workers_keep_center():
 
 
 def test_easgd_symmetric_workers_contract_to_fixed_center():
-    """Workers at c +- d with zero gradient: the center stays, the offsets shrink by (1 - lr rho)."""
+    """Workers at c +- d with zero gradient: the center stays, the offsets shrink by (1 - lr gamma)."""
     c = torch.tensor([1.0, -2.0], dtype=torch.float64)
     d = torch.tensor([0.5, 0.25], dtype=torch.float64)
     ps = [nn.Parameter(c + d), nn.Parameter(c - d)]
-    opt = ElasticAveraging([[ps[0]], [ps[1]]], lr=0.2, rho=1.0)
+    opt = ElasticAveraging([[ps[0]], [ps[1]]], lr=0.2, gamma=1.0)
     for t in range(1, 4):
         for p in ps:
             p.grad = torch.zeros_like(p)
@@ -432,7 +441,7 @@ def test_easgd_explicit_center_center_module_and_state_dict():
     c0 = np.zeros(7)
     grads = [lambda x, H=H, b=b: H @ (x - b) for H, b in zip(Hs, bs)]
     models, opt, _ = easgd_run(Hs, bs, x0, 4, center=[torch.zeros(3), torch.zeros(2, 2)],
-                               lr=0.1, rho=1.0, tau=2)
+                               lr=0.1, gamma=1.0, tau=2)
     xs, c, _ = easgd_reference(x0, c0, grads, 4, 0.1, 1.0, 2)
     net = opt.center_module(models[0])
     np.testing.assert_allclose(net.flat().detach().numpy(), c, atol=1e-13)
@@ -440,7 +449,7 @@ def test_easgd_explicit_center_center_module_and_state_dict():
     np.testing.assert_allclose(models[0].flat().detach().numpy(), xs[0], atol=1e-13)
     # state_dict carries the center, the step counter and the momentum buffers
     clones = [copy.deepcopy(m) for m in models]
-    opt2 = ElasticAveraging([m.parameters() for m in clones], lr=0.1, rho=1.0, tau=2)
+    opt2 = ElasticAveraging([m.parameters() for m in clones], lr=0.1, gamma=1.0, tau=2)
     opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
     assert opt2.steps == 4
     np.testing.assert_allclose(torch.cat([t.reshape(-1) for t in opt2.center_parameters()]).numpy(),
@@ -458,5 +467,51 @@ def test_easgd_errors():
         ElasticAveraging(nn.Linear(2, 2), lr=0.1)
     with pytest.raises(ValueError, match="center"):
         ElasticAveraging([nn.Linear(2, 2)], center=[torch.zeros(3)])
-    with pytest.raises(ValueError, match="rho"):
-        ElasticAveraging([nn.Linear(2, 2)], rho=-1.0)
+    with pytest.raises(ValueError, match="^gamma"):
+        ElasticAveraging([nn.Linear(2, 2)], gamma=-1.0)
+
+
+def test_easgd_leaves_frozen_parameters_alone():
+    """A parameter with requires_grad=False is not touched (as torch.optim does): no elastic
+    term, no weight decay, no momentum, and it does not pull the center; the others follow
+    the update of a run in which the frozen tensor is not given to the optimizer at all."""
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double() for _ in range(3)]
+    for n in nets:
+        n[0].weight.requires_grad_(False)
+    refs = copy.deepcopy(nets)
+    kw = dict(lr=0.1, gamma=2.0, momentum=0.9, weight_decay=0.01)
+    opt = ElasticAveraging([n.parameters() for n in nets], **kw)
+    ref = ElasticAveraging([[p for p in r.parameters() if p.requires_grad] for r in refs], **kw)
+    frozen = [n[0].weight.detach().clone() for n in nets]
+    frozen_center = opt.center_parameters()[0]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+        for o, group in ((opt, nets), (ref, refs)):
+            o.zero_grad()
+            for n in group:
+                n(x).square().sum().backward()
+            o.step()
+    for n, r, f in zip(nets, refs, frozen):
+        assert torch.equal(n[0].weight, f) and n[0].weight.grad is None
+        for p, q in zip(list(n.parameters())[1:], list(r.parameters())[1:]):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
+    assert torch.equal(opt.center_parameters()[0], frozen_center)
+    for c, d in zip(opt.center_parameters()[1:], ref.center_parameters()):
+        torch.testing.assert_close(c, d, rtol=0, atol=1e-14)
+    assert opt.distances()["to_center"].shape == (3,)
+    torch.testing.assert_close(opt.distances()["to_center"], ref.distances()["to_center"], rtol=1e-12, atol=0)
+
+
+def test_easgd_gamma_schedule_is_read_at_each_step():
+    Hs, bs, x0 = quad_workers(seed=5)
+    ramp = Table([0.0, 1.0, 3.0])
+    _, opt, centers = easgd_run(Hs, bs, x0, 3, lr=0.1, gamma=ramp, tau=1)
+    grads = [lambda x, H=H, b=b: H @ (x - b) for H, b in zip(Hs, bs)]
+    c = np.mean(x0, axis=0)
+    xs = [x.copy() for x in x0]
+    for t in range(3):    # the reference with the schedule's value at each step
+        xs, c, _ = easgd_reference(xs, c, grads, 1, 0.1, ramp(t), 1)
+    np.testing.assert_allclose(centers[-1], c, atol=1e-13)
+    assert opt.param_groups[0]["gamma"] is ramp

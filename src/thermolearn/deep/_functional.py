@@ -271,46 +271,15 @@ def _cross_entropy_options(loss_fn) -> dict | None:
     return None
 
 
-class _StackedCrossEntropy(torch.autograd.Function):
-    """Per-replica mean cross-entropy of (y, b, C) logits and (y, b) class indices, one autograd
-    node: the forward keeps the softmax, the backward is (softmax - onehot) * g / n_valid. Same
-    values as torch's cross-entropy (to rounding); fewer and larger kernels than log_softmax +
-    nll_loss on many short rows, whose per-row overhead dominates for C = 10 on a CPU."""
-
-    @staticmethod
-    def forward(ctx, out, T, ignore_index):
-        valid = T != ignore_index
-        idx = torch.where(valid, T, 0).unsqueeze(-1)
-        shifted = out - out.amax(-1, keepdim=True)
-        e = shifted.exp()
-        s = e.sum(-1, keepdim=True)
-        per_sample = (s.log() - shifted.gather(-1, idx)).squeeze(-1)      # -log softmax at the target
-        weight = valid.to(out.dtype) / valid.sum(1, keepdim=True)         # 1 / n_valid, 0 if ignored
-        ctx.save_for_backward(e.div_(s), idx, weight)
-        return (per_sample * weight).sum(1)
-
-    @staticmethod
-    def backward(ctx, g):
-        probs, idx, weight = ctx.saved_tensors
-        w = (weight * g.unsqueeze(1)).unsqueeze(-1)                       # (y, b, 1)
-        grad = probs.mul(w)
-        grad.scatter_add_(-1, idx, -w)
-        return grad, None, None
-
-
 def stacked_losses(out: torch.Tensor, T: torch.Tensor, loss_fn) -> torch.Tensor:
     """Losses ``loss_fn(out[a], T[a])`` of stacked outputs and targets, shape (y,).
 
-    Torch's cross-entropy (see :func:`_cross_entropy_options`) is computed once on all replicas:
-    for (y, b, C) logits and class-index targets without label smoothing by one fused autograd
-    node (:class:`_StackedCrossEntropy`), otherwise per sample on the outputs folded into one
-    batch (y * b, ...); each replica's loss is the mean over its samples (targets equal to
-    ``ignore_index`` left out). Any other ``loss_fn`` is called replica by replica on slices of
+    Torch's cross-entropy (see :func:`_cross_entropy_options`) is computed once, per sample, on
+    the outputs folded into one batch (y * b, ...); each replica's loss is then the mean of its
+    samples (targets equal to ``ignore_index`` left out), which is what torch's mean reduction
+    gives replica by replica. Any other ``loss_fn`` is called replica by replica on slices of
     ``out``."""
     options = _cross_entropy_options(loss_fn)
-    if (options is not None and out.dim() == 3 and T.shape == out.shape[:2] and not T.is_floating_point()
-            and options["label_smoothing"] == 0.0):
-        return _StackedCrossEntropy.apply(out, T, options["ignore_index"])
     if options is not None and out.dim() >= 3 and T.shape[:2] == out.shape[:2]:
         y = out.shape[0]
         per_sample = nn.functional.cross_entropy(out.flatten(0, 1), T.flatten(0, 1), reduction="none",
@@ -365,3 +334,27 @@ class GammaClock:
     def next_epoch(self) -> None:
         """Advance the epoch counter (the clock of gamma when ``gamma_clock="epoch"``)."""
         self.epoch += 1
+
+
+class GammaInGroups:
+    """For the optimizers whose parameter groups hold ``gamma`` as a float or a schedule:
+    ``state_dict`` stores a schedule as its description (a string, so that the state loads
+    with ``torch.load(weights_only=True)``), and ``load_state_dict`` keeps the schedule this
+    optimizer was built with where the saved state has such a description (the schedule is given
+    to the constructor again, as for :class:`thermolearn.deep.Replicated`)."""
+
+    def state_dict(self):
+        from ..schedules import describe
+
+        state = super().state_dict()
+        for group in state["param_groups"]:
+            if not isinstance(group["gamma"], float):
+                group["gamma"] = str(describe(group["gamma"]) or "a callable schedule")
+        return state
+
+    def load_state_dict(self, state_dict):
+        mine = [group["gamma"] for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, gamma in zip(self.param_groups, mine):
+            if isinstance(group["gamma"], str):
+                group["gamma"] = gamma

@@ -1,20 +1,23 @@
 """Elastic averaging SGD (EASGD) for y replicas of an ordinary PyTorch network.
 
 Zhang, Choromanska, LeCun, "Deep learning with Elastic Averaging SGD", NIPS 2015
-(arXiv:1412.6651). Summary: shared/specs/replicas.md, "Continuous networks".
+(arXiv:1412.6651), Algorithm 1 (synchronous form).
 
 Synchronous update of y workers x_1..x_y (each its own network and minibatch) and a center x~,
 at step t = 0, 1, 2, ... with gradients g_a evaluated at x_a:
 
     elastic step (t divisible by tau):
-        x_a <- x_a - eta_a (g_a + rho_a (x_a - x~))            for every worker a
-        x~  <- x~  + sum_a eta_a rho_a (x_a - x~)              (x_a, x~ before the step)
+        x_a <- x_a - eta_a (g_a + gamma_a(t) (x_a - x~))         for every worker a
+        x~  <- x~  + sum_a eta_a gamma_a(t) (x_a - x~)           (x_a, x~ before the step)
     other steps:
         x_a <- x_a - eta_a g_a,        x~ unchanged
 
-eta_a rho_a is the paper's moving rate alpha: at an elastic step the center moves a fraction
-beta = y * alpha of the way to the workers' mean (the paper's experiments take beta = 0.9, i.e.
-rho = 0.9 / (y * eta)); keep beta below 1 so that the center does not overshoot.
+The coupling gamma is the paper's rho (renamed to the library's one name for a coupling
+strength); eta_a gamma_a is the paper's moving rate alpha: at an elastic step the center moves a
+fraction beta = y * alpha of the way to the workers' mean (the paper's experiments take
+beta = 0.9, i.e. gamma = 0.9 / (y * eta)); keep beta below 1 so that the center does not
+overshoot. Parameters with ``requires_grad=False`` are left untouched (as torch.optim leaves
+them): no gradient, no elastic term, no weight decay, and they do not pull the center.
 """
 
 from __future__ import annotations
@@ -25,18 +28,20 @@ import torch
 from torch import nn
 
 from .._numerics import check_int, check_real
+from ..schedules import Constant, as_schedule
+from ._functional import GammaInGroups
 
 __all__ = ["ElasticAveraging"]
 
 
-class ElasticAveraging(torch.optim.Optimizer):
+class ElasticAveraging(GammaInGroups, torch.optim.Optimizer):
     """EASGD (Zhang, Choromanska & LeCun 2015) for y separate networks, holding the center.
 
     One optimizer drives all workers: each worker is one parameter group, and the center is
     kept inside the optimizer (in its state, so ``state_dict`` saves and restores it)::
 
         models = [make_net() for _ in range(y)]
-        opt = ElasticAveraging([m.parameters() for m in models], lr=0.05, rho=1.0, tau=4)
+        opt = ElasticAveraging([m.parameters() for m in models], lr=0.05, gamma=1.0, tau=4)
         for batches in loader:                      # one minibatch per worker
             opt.zero_grad()
             for m, (x, t) in zip(models, batches):
@@ -47,11 +52,13 @@ class ElasticAveraging(torch.optim.Optimizer):
     Parameters
     ----------
     workers : a sequence of y >= 1 workers, each an ``nn.Module``, an iterable of parameters, or
-        a dict ``{"params": ..., "lr": ...}`` overriding per worker any of lr, rho, momentum,
+        a dict ``{"params": ..., "lr": ...}`` overriding per worker any of lr, gamma, momentum,
         nesterov, weight_decay (as torch parameter groups do; learning-rate schedulers act
         on all workers). All workers must have parameters of the same shapes, in the same order.
     lr : eta, the learning rate of the workers.
-    rho : the elastic coupling; rho = 0 gives y independent SGD runs (the center then never moves).
+    gamma : the elastic coupling (rho in the paper), a number or a schedule from
+        :mod:`thermolearn.schedules` of the step count t; gamma = 0 gives y independent SGD runs
+        (the center then never moves).
     tau : communication period: the elastic step happens at steps t = 0, tau, 2 tau, ...;
         steps in between are plain SGD steps of the workers and leave the center alone.
     momentum, nesterov : momentum of the gradient part of each worker's step, in the form of
@@ -65,11 +72,11 @@ class ElasticAveraging(torch.optim.Optimizer):
 
     ``step(closure=None)``: the optional closure must compute the gradients of all workers
     (e.g. backpropagate the sum of their losses) and return a loss; it is called once, before
-    the update. A parameter whose ``.grad`` is None counts as having zero gradient (its elastic
-    term still applies).
+    the update. A trainable parameter whose ``.grad`` is None counts as having zero gradient (its
+    elastic term still applies); a parameter with ``requires_grad=False`` is not touched.
     """
 
-    def __init__(self, workers, lr: float = 0.01, rho: float = 1.0, tau: int = 1,
+    def __init__(self, workers, lr: float = 0.01, gamma=1.0, tau: int = 1,
                  momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
                  center=None):
         if isinstance(workers, (nn.Module, torch.Tensor, dict)):
@@ -91,7 +98,7 @@ class ElasticAveraging(torch.optim.Optimizer):
         if not groups:
             raise ValueError("workers: expected at least one worker, got none")
         self.tau = check_int(tau, "tau")
-        defaults = dict(lr=lr, rho=rho, momentum=momentum, nesterov=nesterov,
+        defaults = dict(lr=lr, gamma=gamma, momentum=momentum, nesterov=nesterov,
                         weight_decay=weight_decay)
         _check_group(defaults)
         super().__init__(groups, defaults)
@@ -166,9 +173,14 @@ class ElasticAveraging(torch.optim.Optimizer):
     def distances(self):
         """Squared distances of the workers to the center and mean pairwise squared distance:
         the dict of :func:`thermolearn.deep.flatness.replica_distances` ("to_center",
-        "mean_to_center", "pairwise"), as :meth:`thermolearn.deep.Replicated.distances` gives."""
+        "mean_to_center", "pairwise"), as :meth:`thermolearn.deep.Replicated.distances` gives,
+        over the parameters that require grad."""
         from .flatness import replica_distances
-        return replica_distances([g["params"] for g in self.param_groups], center=self._center())
+        lead = self.param_groups[0]["params"]
+        keep = [j for j, p in enumerate(lead) if p.requires_grad]
+        centre = self._center()
+        return replica_distances([[g["params"][j] for j in keep] for g in self.param_groups],
+                                 center=[centre[j] for j in keep])
 
     # ------------------------------------------------------------------ the update
 
@@ -182,12 +194,15 @@ class ElasticAveraging(torch.optim.Optimizer):
         t = int(lead_state["step"])
         elastic = t % self.tau == 0
         groups = self.param_groups
+        gammas = [_coupling(group, t) for group in groups] if elastic else [0.0] * len(groups)
         for j, p0 in enumerate(groups[0]["params"]):
             center = self.state[p0]["center"]
-            pull = torch.zeros_like(center) if elastic else None
-            for group in groups:
+            pull = None
+            for group, gamma in zip(groups, gammas):
                 p = group["params"][j]
-                lr, rho, wd, mom = group["lr"], group["rho"], group["weight_decay"], group["momentum"]
+                if not p.requires_grad:
+                    continue
+                lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
                 d = p.grad
                 if wd != 0:
                     d = p.mul(wd) if d is None else d.add(p, alpha=wd)
@@ -199,21 +214,31 @@ class ElasticAveraging(torch.optim.Optimizer):
                     else:
                         buf.mul_(mom).add_(g)
                     d = g.add(buf, alpha=mom) if group["nesterov"] else buf
-                if elastic and rho != 0:
-                    e = p - center                               # x_a - x~ before the step
-                    pull.add_(e, alpha=lr * rho)
-                    p.add_(e, alpha=-lr * rho)
+                if elastic and gamma != 0:
+                    e = (p - center).mul_(lr * gamma)              # eta gamma (x_a - x~), before the step
+                    pull = e.clone() if pull is None else pull.add_(e)
+                    p.sub_(e)
                 if d is not None:
                     p.add_(d, alpha=-lr)
-            if elastic:
+            if pull is not None:
                 center.add_(pull)
         lead_state["step"] = t + 1
         return loss
 
 
+def _coupling(group: dict, t: int) -> float:
+    """gamma of a worker at step t (a number, or its schedule read at t)."""
+    gamma = group["gamma"]
+    if isinstance(gamma, float):
+        return gamma
+    return check_real(gamma(t), "gamma", minimum=0.0, strict=False, what=f" at t={t}")
+
+
 def _check_group(group: dict) -> None:
     group["lr"] = check_real(group["lr"], "lr", minimum=0.0, strict=False)
-    group["rho"] = check_real(group["rho"], "rho", minimum=0.0, strict=False)
+    gamma = as_schedule(group["gamma"], "gamma", minimum=0.0)
+    # a number stays a float (so that state_dict holds plain numbers); schedules are kept
+    group["gamma"] = gamma.value if isinstance(gamma, Constant) else gamma
     m = check_real(group["momentum"], "momentum", minimum=0.0, strict=False)
     if m >= 1:
         raise ValueError(f"momentum: expected a number in [0, 1), got {group['momentum']!r}")

@@ -2,12 +2,13 @@
 
 Chaudhari, Choromanska, Soatto, LeCun, Baldassi, Borgs, Chayes, Sagun, Zecchina, "Entropy-SGD:
 biasing gradient descent into wide valleys", ICLR 2017 (arXiv:1611.01838); J. Stat. Mech. (2019)
-124018. Summary of the scheme to build on: shared/specs/replicas.md, "Continuous networks".
+124018; Algorithm 1 of the ICLR paper.
 
 Algorithm (one outer step ``t``, weights w, loss f evaluated on a fresh minibatch at each call
 of the closure):
 
-* scope g_t = gamma * (1 + gamma_growth)^t  ("scoping": the coupling grows during training);
+* scope g_t = gamma(t)  ("scoping": the coupling grows during training; the paper's
+  g_0 (1 + g_1)^t is ``gamma=Geometric(g_0, 1 + g_1)``, a number keeps it constant);
 * w' <- w, mu <- w, then ``inner_steps`` = L times (one closure call each)::
 
       d   = grad f(w') + weight_decay * w'                 (then inner momentum, if any)
@@ -32,12 +33,14 @@ import numbers
 import torch
 
 from .._numerics import check_int, check_real
+from ..schedules import Constant, Geometric, as_schedule
 from ..seeding import as_generator
+from ._functional import GammaInGroups
 
 __all__ = ["EntropySGD"]
 
 
-class EntropySGD(torch.optim.Optimizer):
+class EntropySGD(GammaInGroups, torch.optim.Optimizer):
     """Entropy-SGD (Chaudhari et al. 2017) as a ``torch.optim.Optimizer``.
 
     Use it like ``torch.optim.LBFGS``: ``step`` needs a closure that draws a fresh minibatch,
@@ -56,10 +59,9 @@ class EntropySGD(torch.optim.Optimizer):
         the optimizer plain SGD (with the same momentum, Nesterov and weight decay): one closure
         call and ``w -= lr * (grad + weight_decay * w)``.
     inner_lr : eta', the Langevin step size.
-    gamma : g0, the initial scope (coupling of w' to w), or a callable ``t -> g_t`` of the outer
-        step count (for example a schedule from :mod:`thermolearn.schedules`; it must then come
-        with ``gamma_growth=0``).
-    gamma_growth : g1, scoping rate: g_t = g0 (1 + g1)^t, t = outer steps already taken.
+    gamma : the scope g_t (coupling of w' to w): a number (constant) or a schedule from
+        :mod:`thermolearn.schedules` of t = outer steps already taken. Default
+        ``Geometric(0.03, 1.001)``: g0 = 0.03 growing by g1 = 1e-3 per outer step, g0 (1 + g1)^t.
     noise : eps, the thermal-noise amplitude of the Langevin steps; see "Noise convention".
     alpha : weight of the newest inner iterate in the running mean,
         ``mu <- (1 - alpha) mu + alpha w'``; in (0, 1]. ``alpha = 1`` gives mu = w'_L.
@@ -109,13 +111,12 @@ class EntropySGD(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr: float = 1.0, inner_steps: int = 20, inner_lr: float = 0.1,
-                 gamma=0.03, gamma_growth: float = 1e-3, noise: float = 1e-4,
+                 gamma=Geometric(0.03, 1.001), noise: float = 1e-4,
                  alpha: float = 0.75, momentum: float = 0.0, nesterov: bool = False,
                  inner_momentum: float = 0.0, weight_decay: float = 0.0,
                  scale_by_gamma: bool = False, seed=None):
         self.inner_steps = check_int(inner_steps, "inner_steps", minimum=0)
-        defaults = dict(lr=lr, inner_lr=inner_lr, gamma=gamma, gamma_growth=gamma_growth,
-                        noise=noise, alpha=alpha, momentum=momentum, nesterov=nesterov,
+        defaults = dict(lr=lr, inner_lr=inner_lr, gamma=gamma, noise=noise, alpha=alpha, momentum=momentum, nesterov=nesterov,
                         inner_momentum=inner_momentum, weight_decay=weight_decay,
                         scale_by_gamma=scale_by_gamma)
         _check_group(defaults)
@@ -137,7 +138,7 @@ class EntropySGD(torch.optim.Optimizer):
 
     @property
     def outer_steps(self) -> int:
-        """Outer steps taken so far (t in g_t = g0 (1 + g1)^t)."""
+        """Outer steps taken so far (the clock t of the scope g_t = gamma(t))."""
         return int(self._anchor_state().get("outer_step", 0))
 
     def scope(self, group: int = 0) -> float:
@@ -239,25 +240,18 @@ class EntropySGD(torch.optim.Optimizer):
 
 def _scope(group: dict, t: int) -> float:
     gamma = group["gamma"]
-    if callable(gamma):
-        value = check_real(gamma(t), f"gamma({t})", minimum=0.0, strict=False)
-        return value
-    return gamma * (1.0 + group["gamma_growth"]) ** t
+    if isinstance(gamma, float):
+        return gamma
+    return check_real(gamma(t), "gamma", minimum=0.0, strict=False, what=f" at t={t}")
 
 
 def _check_group(group: dict) -> None:
     """Validate (and normalise to float) the hyperparameters of one parameter group."""
     group["lr"] = check_real(group["lr"], "lr", minimum=0.0, strict=False)
     group["inner_lr"] = check_real(group["inner_lr"], "inner_lr", minimum=0.0, strict=False)
-    group["gamma_growth"] = check_real(group["gamma_growth"], "gamma_growth", minimum=-1.0,
-                                       strict=True)
-    if callable(group["gamma"]):
-        if group["gamma_growth"] != 0:
-            raise ValueError("gamma: a callable schedule t -> g_t needs gamma_growth=0, got "
-                             f"gamma_growth={group['gamma_growth']!r}")
-    else:
-        group["gamma"] = check_real(group["gamma"], "gamma", minimum=0.0, strict=False,
-                                    what=" or a callable t -> gamma")
+    gamma = as_schedule(group["gamma"], "gamma", minimum=0.0)
+    # a number stays a float (state_dict then holds plain numbers); schedules are kept as given
+    group["gamma"] = gamma.value if isinstance(gamma, Constant) else gamma
     group["noise"] = check_real(group["noise"], "noise", minimum=0.0, strict=False)
     alpha = check_real(group["alpha"], "alpha", minimum=0.0, strict=True)
     if alpha > 1:

@@ -111,10 +111,6 @@ gradient (otherwise every step copies each weight gradient through a transpose, 
 costs as much as a matrix product); values, shapes and state dicts are unaffected. The ``"bmm"``
 path multiplies by that contiguous (y, in, out) tensor.
 
-The ``"bmm"`` path computes torch's cross-entropy of class-index targets as one fused autograd
-node on the (y, b, C) outputs (the forward keeps the softmax; the backward is softmax minus the
-one-hot targets), which saves the many small kernels of log_softmax and nll_loss.
-
 Speed: ``benchmarks/bench_replicas.py`` times a step of the 8 replicas of an MLP 64-128-10 on the
 digits against stepping 8 separate modules one after the other, side by side.
 """
