@@ -242,8 +242,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         log Z is exact (enumeration of the smaller layer, float64) when that layer has at most
         ``thermolearn.ebm.exact.MAX_EXACT_UNITS`` units, otherwise an AIS estimate
         (``ais_log_partition`` with 100 chains, 10,000 inverse temperatures and the base-rate
-        model of the training data; AIS tends to under-estimate log Z, so these likelihoods tend to be a little high). log Z is
-        cached per fitted state.
+        model of the training data; AIS tends to under-estimate log Z, so these likelihoods
+        tend to be a little high). log Z is cached per fitted state.
         """
         check_is_fitted(self)
         rbm = self._rbm()
