@@ -14,11 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from thermolearn.deep.flatness import (
-    classification_error,
-    local_energy,
-    replica_distances,
-)
+from thermolearn.deep import classification_error, local_energy, replica_distances
+from thermolearn.results import LocalEnergy
 
 
 def linear_problem(n=40, d=6, seed=0):
@@ -51,11 +48,17 @@ def test_sigma_zero_is_exact_unperturbed():
         out = net(X)
         loss0 = float(nn.functional.cross_entropy(out, T))
         err0 = float((out.argmax(1) != T).double().mean())
-    assert res.loss_mean[0] == loss0 and res.base_loss == loss0
-    assert res.error_mean[0] == err0 and res.base_error == err0
-    assert res.loss_std[0] == 0 and res.error_std[0] == 0
-    assert res.loss_std[1] > 0
-    assert res.loss_draws.shape == (2, 5)
+    loss, err = res["loss"], res["error"]
+    assert isinstance(loss, LocalEnergy) and sorted(res) == ["error", "loss"]
+    assert (loss.kind, loss.metric, err.metric) == ("multiplicative", "loss", "error")
+    assert np.all(loss.values[0] == loss0) and loss.base == loss0
+    assert np.all(err.values[0] == err0) and err.base == err0
+    assert loss.mean[0] == pytest.approx(loss0, rel=1e-15, abs=0)
+    assert loss.std[0] == 0 and err.std[0] == 0 and loss.sem[0] == 0
+    assert loss.std[1] > 0 and loss.sem[1] == pytest.approx(loss.std[1] / math.sqrt(5))
+    assert loss.values.shape == (2, 5) and loss.draws == 5
+    np.testing.assert_array_equal(loss.sizes, [0.0, 0.1])
+    assert loss.as_dict()["draws"] == 5
 
 
 def test_model_untouched_and_evaluated_in_eval_mode():
@@ -75,7 +78,7 @@ def test_model_untouched_and_evaluated_in_eval_mode():
     # the evaluation ran in eval mode: deterministic despite the dropout, running BN statistics
     ref = copy.deepcopy(net).eval()
     with torch.no_grad():
-        assert res.loss_mean[0] == float(nn.functional.cross_entropy(ref(X), T))
+        assert res.base == float(nn.functional.cross_entropy(ref(X), T))
 
 
 @pytest.mark.parametrize("kind", ["additive", "multiplicative"])
@@ -95,21 +98,20 @@ def test_linear_model_closed_form(kind):
             s2 = torch.cat([model.weight.reshape(-1), model.bias]) ** 2
         curvature = float((Xb ** 2 @ s2).mean())
     expect = L0 + sigmas ** 2 * curvature
-    stderr = res.loss_std / math.sqrt(draws)
-    assert res.loss_mean[0] == L0
-    assert np.all(np.abs(res.loss_mean[1:] - expect[1:]) < 4.5 * stderr[1:])
+    stderr = res.sem
+    assert res.base == L0 and res.mean[0] == pytest.approx(L0, rel=1e-15)
+    assert np.all(np.abs(res.mean[1:] - expect[1:]) < 4.5 * stderr[1:])
     # the noise term is far from negligible at the largest sigma
     assert expect[-1] - L0 > 20 * stderr[-1]
 
 
-@pytest.mark.parametrize("kind,scaled", [("additive", False), ("additive", True),
-                                         ("multiplicative", False)])
-def test_every_draw_matches_hand_computation(kind, scaled):
+@pytest.mark.parametrize("kind", ["additive", "layer-scaled", "multiplicative"])
+def test_every_draw_matches_hand_computation(kind):
     """Re-draw z in the documented order and recompute each perturbed loss by hand."""
     model, X, y = linear_problem(n=15, d=4, seed=1)
     sigmas = [0.1, 0.0, 0.3]
-    res = local_energy(model, mse, (X, y), sigmas, kind=kind, draws=4, seed=11,
-                       layer_scaled=scaled)
+    res = local_energy(model, mse, (X, y), sigmas, kind=kind, draws=4, seed=11)
+    scaled = kind == "layer-scaled"
     g = torch.Generator().manual_seed(11)
     W, b = model.weight.detach(), model.bias.detach()
     rms_w = float(W.norm()) / math.sqrt(W.numel())
@@ -120,14 +122,14 @@ def test_every_draw_matches_hand_computation(kind, scaled):
         if scaled:
             zw, zb = zw * rms_w, zb * rms_b
         for i, s in enumerate(sigmas):
-            if kind == "additive":
+            if kind != "multiplicative":
                 Wp, bp = W + s * zw, b + s * zb
             else:
                 Wp, bp = W * (1 + s * zw), b * (1 + s * zb)
             loss = float((((X @ Wp.T + bp) - y) ** 2).mean())
-            assert res.loss_draws[i, k] == pytest.approx(loss, rel=1e-12, abs=1e-14)
-    np.testing.assert_allclose(res.loss_mean, res.loss_draws.mean(1), rtol=1e-14)
-    np.testing.assert_allclose(res.loss_std[[0, 2]], res.loss_draws[[0, 2]].std(1, ddof=1), rtol=1e-12)
+            assert res.values[i, k] == pytest.approx(loss, rel=1e-12, abs=1e-14)
+    np.testing.assert_allclose(res.mean, res.values.mean(1), rtol=1e-14)
+    np.testing.assert_allclose(res.std[[0, 2]], res.values[[0, 2]].std(1, ddof=1), rtol=1e-12)
 
 
 def test_seed_reproducibility_and_common_random_numbers():
@@ -135,11 +137,11 @@ def test_seed_reproducibility_and_common_random_numbers():
     a = local_energy(model, mse, (X, y), [0.05, 0.1, 0.2], draws=6, seed=5)
     b = local_energy(model, mse, (X, y), [0.05, 0.1, 0.2], draws=6, seed=torch.Generator().manual_seed(5))
     c = local_energy(model, mse, (X, y), [0.05, 0.1, 0.2], draws=6, seed=6)
-    np.testing.assert_array_equal(a.loss_draws, b.loss_draws)
-    assert np.abs(a.loss_draws - c.loss_draws).max() > 1e-6
+    np.testing.assert_array_equal(a.values, b.values)
+    assert np.abs(a.values - c.values).max() > 1e-6
     # a sigma's draws do not depend on the other sigmas requested
     single = local_energy(model, mse, (X, y), 0.1, draws=6, seed=5)
-    np.testing.assert_array_equal(single.loss_draws[0], a.loss_draws[1])
+    np.testing.assert_array_equal(single.values[0], a.values[1])
 
 
 def test_batches_equal_one_big_batch():
@@ -153,8 +155,8 @@ def test_batches_equal_one_big_batch():
     gen = local_energy(net, nn.functional.cross_entropy, iter(batches), [0.0, 0.3], draws=3,
                        metric="both")
     for r in (parts, gen):
-        np.testing.assert_allclose(r.loss_draws, whole.loss_draws, rtol=1e-12)
-        np.testing.assert_allclose(r.error_draws, whole.error_draws, rtol=1e-12)
+        np.testing.assert_allclose(r["loss"].values, whole["loss"].values, rtol=1e-12)
+        np.testing.assert_allclose(r["error"].values, whole["error"].values, rtol=1e-12)
 
 
 def test_select_and_error_metric():
@@ -162,15 +164,15 @@ def test_select_and_error_metric():
     labels = torch.where(model(X).detach() > 0.1, 1.0, -1.0)   # +-1 labels, some errors at w
     res = local_energy(model, mse, (X, labels), [0.0, 1.0], draws=3, metric="error",
                        kind="additive", select=lambda name, p: name == "bias")
-    assert res.loss_mean is None and res.base_loss is None
+    assert isinstance(res, LocalEnergy) and res.metric == "error"
     out = model(X).detach()
-    assert res.error_mean[0] == float((out * labels <= 0).double().mean())
+    assert res.base == float((out * labels <= 0).double().mean())
     # only the bias moves: the weight stays, so each draw is the error of w.x + b + z
     g = torch.Generator().manual_seed(0)
     for k in range(3):
         z = torch.randn(1, generator=g, dtype=torch.float64)
         shifted = out + z
-        assert res.error_draws[1, k] == float((shifted * labels <= 0).double().mean())
+        assert res.values[1, k] == float((shifted * labels <= 0).double().mean())
 
 
 def test_classification_error_by_hand():
@@ -197,8 +199,6 @@ def test_input_errors():
         local_energy(model, mse, (X, y), [0.1], metric="accuracy")
     with pytest.raises(ValueError, match="draws"):
         local_energy(model, mse, (X, y), [0.1], draws=0)
-    with pytest.raises(ValueError, match="layer_scaled"):
-        local_energy(model, mse, (X, y), [0.1], layer_scaled=True)
     with pytest.raises(ValueError, match="no parameters"):
         local_energy(model, mse, (X, y), [0.1], select=lambda n, p: False)
     with pytest.raises(TypeError, match="data"):

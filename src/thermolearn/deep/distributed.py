@@ -21,7 +21,7 @@ construction). The coupling of a step uses the barycenter of the last synchronis
 old (less communication, a lagged coupling; the explicit center also moves towards this lagged
 barycenter). Each step also all-reduces two numbers (the data loss and a divergence flag), so that
 all processes return the same mean loss and all stop together on a NaN/Inf loss or gradient with
-:class:`thermolearn.ebm.TrainingDiverged`, before anything is updated.
+:class:`thermolearn.errors.TrainingDiverged`, before anything is updated.
 
 :attr:`DistributedReplica.center` and :meth:`DistributedReplica.distances` are collective: every
 process must call them (they all-reduce the current parameters and buffers).
@@ -44,6 +44,7 @@ from torch import nn
 from .._numerics import check_int, check_real
 from ..schedules import as_schedule
 from . import _functional as F_
+from .flatness import distance_summary, squared_distances
 from .replicated import COUPLINGS, _grads_finite, make_optimizer
 
 __all__ = ["DistributedReplica", "free_port", "launch"]
@@ -180,18 +181,19 @@ class DistributedReplica(F_.GammaClock):
         return F_.module_from(self.module, params, buffers).eval()
 
     def distances(self) -> dict:
-        """Collective: ``"to_center"``: tensor (y,) of |w_a - c|^2 by rank (c: barycenter or w_c, of
-        the current parameters); ``"mean_to_center"``; ``"pairwise"``: mean over pairs of |w_a - w_b|^2."""
-        y = self.replicas
+        """Collective: the dict of :func:`thermolearn.deep.replica_distances` over the replicas of
+        the group, by rank: ``"to_center"``: tensor (y,) of |w_a - c|^2 (c: barycenter or w_c, of
+        the current parameters); ``"mean_to_center"``; ``"pairwise"``: mean over pairs of
+        |w_a - w_b|^2."""
         params = [p.detach() for _, p in self._trainable]
-        mean = self._all_mean(params)
-        center = self._center if self._center is not None else [m.view_as(p) for m, p in zip(mean, params)]
-        d = torch.zeros(y, 2, dtype=torch.float64, device=params[0].device)
-        d[self.rank, 0] = sum((p - c).pow(2).sum().double() for p, c in zip(params, center))
-        d[self.rank, 1] = sum((p - m.view_as(p)).pow(2).sum().double() for p, m in zip(params, mean))
+        mean = [m.view_as(p) for m, p in zip(self._all_mean(params), params)]
+        center = self._center if self._center is not None else mean
+        to_c, to_m = squared_distances([p.unsqueeze(0) for p in params], center=center, mean=mean)
+        d = torch.zeros(self.replicas, 2, dtype=torch.float64, device=params[0].device)
+        d[self.rank, 0], d[self.rank, 1] = to_c[0], to_m[0]
         dist.all_reduce(d, op=dist.ReduceOp.SUM, group=self.group)
-        pairwise = float(2.0 * d[:, 1].sum() / (y - 1)) if y > 1 else float("nan")
-        return {"to_center": d[:, 0].cpu(), "mean_to_center": float(d[:, 0].mean()), "pairwise": pairwise}
+        d = d.cpu()
+        return distance_summary(d[:, 0], d[:, 1])
 
     def state_dict(self) -> dict:
         """This process's training state (module, optimizer, center, barycenter, counters)."""
