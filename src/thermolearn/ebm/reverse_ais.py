@@ -36,7 +36,7 @@ argue that on held-out data the bias is conservative; together with forward AIS 
 over-estimate likelihoods) it brackets the truth. Each ratio f_{k-1}/f_k is evaluated at the
 state x_{k-1} *produced by* T_k from x_k. (Upadhya & Sastry 2015 report a typo in the weights
 as printed in the original paper; the formula here is derived above and tested against the
-exact p_ann = p_0 T_1 ... T_K of a small model in tests/test_partition.py.)
+exact p_ann = p_0 T_1 ... T_K of a small model in the test suite.)
 
 Implementation: like forward AIS, exactly two matrix products per temperature. The product
 x = b' + v W' of the state x_k (for k < K) gives both the weight term
