@@ -35,7 +35,7 @@ def main():
         "select point, seed, records from results where experiment = 'deep-mnist-flatness' "
         "and status = 'done'").fetchall()
     groups: dict = {}
-    for point, seed, records in rows:
+    for point, _seed, records in rows:
         pt, last = json.loads(point), json.loads(records)[-1]
         groups.setdefault((pt["data"], pt["model"], pt["trainer"], pt["budget"]), []).append(last)
     sig = ["0.1", "0.3", "0.5"]

@@ -85,7 +85,8 @@ def test_two_processes_equal_single_process_replicated():
             torch.testing.assert_close(got["distances"]["to_center"], d["to_center"], atol=1e-10, rtol=0)
             assert got["distances"]["pairwise"] == pytest.approx(d["pairwise"], rel=1e-10)
         # the replicas moved apart from their start and are pulled together: a real check
-        assert not torch.allclose(results[0][coupling]["replica"]["0.weight"], results[1][coupling]["replica"]["0.weight"])
+        assert not torch.allclose(results[0][coupling]["replica"]["0.weight"],
+                                  results[1][coupling]["replica"]["0.weight"])
     for res in results:
         assert res["raised"] and res["unchanged"] and res["steps"] == STEPS
 

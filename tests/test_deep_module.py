@@ -62,7 +62,7 @@ def test_parameters_buffers_and_state_dict_keys():
     rep = Replicated(base, y, coupling="center", reinit=True, seed=1)
     names = [n for n, _ in rep.named_parameters()]
     assert names == [f"stack.{n}" for n, _ in base.named_parameters()]
-    for (n, p), (_, q) in zip(rep.named_parameters(), base.named_parameters()):
+    for (_, p), (_, q) in zip(rep.named_parameters(), base.named_parameters()):
         assert isinstance(p, nn.Parameter) and p.shape == (y, *q.shape)
     assert sum(p.numel() for p in rep.parameters()) == y * sum(p.numel() for p in base.parameters())
     assert {n for n, _ in rep.named_buffers()} == (

@@ -118,8 +118,8 @@ def test_module_is_copied_and_left_alone():
     rep.step(batches(2, 1)[0], F.cross_entropy)
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k])
-    for a in range(2):   # both replicas started as copies and saw different data
-        assert not torch.equal(rep.stacked["0.weight"][0], rep.stacked["0.weight"][1])
+    # both replicas started as copies and saw different data
+    assert not torch.equal(rep.stacked["0.weight"][0], rep.stacked["0.weight"][1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +511,7 @@ def test_state_dict_round_trip_reproduces_next_step(coupling):
         assert torch.equal(rep.stacked[n], other.stacked[n])
     for n in rep.stacked_buffers:
         assert torch.equal(rep.stacked_buffers[n], other.stacked_buffers[n])
-    for (n, p), (_, q) in zip(rep.center.named_parameters(), other.center.named_parameters()):
+    for (_, p), (_, q) in zip(rep.center.named_parameters(), other.center.named_parameters()):
         assert torch.equal(p, q)
     with pytest.raises(ValueError, match="replicas"):
         Replicated(lambda: mlp(0, bn=True), y + 1, **kw).load_state_dict(rep.state_dict())

@@ -139,7 +139,8 @@ def seeded(seed: int):
 
 def has_tied_tensors(module: nn.Module) -> bool:
     """Whether a parameter or buffer is registered under more than one name."""
-    everything = list(module.named_parameters(remove_duplicate=False)) + list(module.named_buffers(remove_duplicate=False))
+    everything = (list(module.named_parameters(remove_duplicate=False))
+                  + list(module.named_buffers(remove_duplicate=False)))
     return len({id(t) for _, t in everything}) != len(everything)
 
 

@@ -83,7 +83,7 @@ class ElasticAveraging(GammaInGroups, torch.optim.Optimizer):
             raise TypeError("workers: expected a sequence of workers (modules, parameter iterables "
                             "or parameter-group dicts), one per replica")
         groups = []
-        for a, w in enumerate(workers):
+        for w in workers:
             if isinstance(w, nn.Module):
                 w = {"params": list(w.parameters())}
             elif isinstance(w, dict):

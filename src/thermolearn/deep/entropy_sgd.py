@@ -116,7 +116,8 @@ class EntropySGD(GammaInGroups, torch.optim.Optimizer):
                  inner_momentum: float = 0.0, weight_decay: float = 0.0,
                  scale_by_gamma: bool = False, seed=None):
         self.inner_steps = check_int(inner_steps, "inner_steps", minimum=0)
-        defaults = dict(lr=lr, inner_lr=inner_lr, gamma=gamma, noise=noise, alpha=alpha, momentum=momentum, nesterov=nesterov,
+        defaults = dict(lr=lr, inner_lr=inner_lr, gamma=gamma, noise=noise, alpha=alpha,
+                        momentum=momentum, nesterov=nesterov,
                         inner_momentum=inner_momentum, weight_decay=weight_decay,
                         scale_by_gamma=scale_by_gamma)
         _check_group(defaults)

@@ -42,7 +42,8 @@ optimizer's step, so every optimizer (momentum, Adam, weight decay) sees the gra
 gamma schedule
 --------------
 ``gamma`` is a number or a schedule from :mod:`thermolearn.schedules` (``Geometric(g0, 1 + g1)``
-gives the exponential scoping g0 (1 + g1)^t, ``LinearDecay(g0, steps, end=g1)`` a linear ramp). With ``gamma_clock="step"`` (default) t is the
+gives the exponential scoping g0 (1 + g1)^t, ``LinearDecay(g0, steps, end=g1)`` a linear ramp).
+With ``gamma_clock="step"`` (default) t is the
 number of steps done so far (0 at the first step); with ``gamma_clock="epoch"`` it is the epoch
 counter, advanced by :meth:`Replicated.next_epoch`.
 
@@ -98,10 +99,11 @@ All replicas are evaluated in one call. Which call (the attribute ``path``):
 * ``"vmap"``, every other module: ``torch.func.vmap`` over ``torch.func.functional_call`` with the
   stacked parameters and buffers (dropout draws different noise per replica); ``loss_fn`` is
   evaluated per replica inside the vmapped call.
-* ``"loop"``: always with ``vmap=False``. With ``"auto"``, modules that vmap cannot trace (data-dependent Python control flow, ``.item()``
-  calls, some custom operators) are detected at the first step: a warning names the reason and
-  the replicas are evaluated one after the other from then on (same results, slower). The loop is
-  also used, whatever the path, for any step whose per-replica batches differ in shape.
+* ``"loop"``: always with ``vmap=False``. With ``"auto"``, modules that vmap cannot trace
+  (data-dependent Python control flow, ``.item()`` calls, some custom operators) are detected at
+  the first step: a warning names the reason and the replicas are evaluated one after the other
+  from then on (same results, slower). The loop is also used, whatever the path, for any step
+  whose per-replica batches differ in shape.
 
 The three paths give the same results up to rounding (and dropout's random draws).
 
@@ -440,7 +442,8 @@ class Replicated(F_.GammaClock, nn.Module):
         except Exception as exc:  # noqa: BLE001 - any failure of vmap means: use the loop
             reason = F_.first_line(exc)
             self._restore_buffers(saved)
-            losses = self._total(F_.looped_losses(base, P, B, xs, ts, loss_fn, self._tied))   # a real error surfaces here
+            # a real error surfaces here
+            losses = self._total(F_.looped_losses(base, P, B, xs, ts, loss_fn, self._tied))
             self._vmap = False
             warnings.warn(f"Replicated: torch.func.vmap cannot evaluate this module/loss ({reason}); "
                           f"the {self.replicas} replicas are evaluated one after the other instead "

@@ -45,13 +45,13 @@ def make_model(kind: str, side: int) -> nn.Module:
 class _Batches:
     """Minibatches drawn without replacement within an epoch, from one seeded stream."""
 
-    def __init__(self, x, t, batch, seed):
-        self.x, self.t, self.batch = x, t, batch
+    def __init__(self, x, t, batch_size, seed):
+        self.x, self.t, self.batch_size = x, t, batch_size
         self.g = torch.Generator().manual_seed(seed)
         self.order, self.pos = torch.randperm(len(x), generator=self.g), 0
 
     def __call__(self, n_batches: int = 1):
-        size = n_batches * self.batch
+        size = n_batches * self.batch_size
         if self.pos + size > len(self.order):
             self.order, self.pos = torch.randperm(len(self.x), generator=self.g), 0
         idx = self.order[self.pos:self.pos + size]
@@ -61,8 +61,11 @@ class _Batches:
 
 @torch.no_grad()
 def _error(model, x, t, chunk=2000) -> float:
+    from thermolearn.deep import classification_error
+
     model.eval()
-    wrong = sum(int((model(x[i:i + chunk]).argmax(1) != t[i:i + chunk]).sum()) for i in range(0, len(x), chunk))
+    wrong = sum(float(classification_error(model(x[i:i + chunk]), t[i:i + chunk])) * len(t[i:i + chunk])
+                for i in range(0, len(x), chunk))
     return wrong / len(x)
 
 
@@ -78,9 +81,9 @@ def _loss(model, x, t) -> float:
 
 def train_and_measure(params: dict) -> list[dict]:
     """One point of deep-mnist-flatness (see that module): train, then log at each checkpoint."""
-    from thermolearn.deep import ElasticAveraging, EntropySGD, Replicated, local_energy
-    from thermolearn.deep._functional import reset_parameters, seeded
+    from thermolearn.deep import ElasticAveraging, EntropySGD, Replicated, local_energy, reset_parameters
     from thermolearn.schedules import Geometric
+    from thermolearn.seeding import spawn_seeds
 
     seed = int(params["seed"])
     xtr, ytr, xte, yte = load(params["data"])
@@ -88,14 +91,13 @@ def train_and_measure(params: dict) -> list[dict]:
     gsub = torch.Generator().manual_seed(10_000 + seed)
     sub = torch.randperm(len(xtr), generator=gsub)[:int(params["subset"])]
     xs, ys = xtr[sub], ytr[sub]
-    torch.manual_seed(seed)
-    init = make_model(params["model"], side)
+    init = reset_parameters(make_model(params["model"], side), seed)
     trainer, budget, lr = params["trainer"], int(params["budget"]), float(params["lr"])
     y, L = int(params["replicas"]), int(params["inner_steps"])
     cost = {"sgd": 1, "replicated": y, "elastic": y, "entropy-sgd": L}[trainer]
     steps = budget // cost
     checkpoints = sorted({max(1, round(steps * (k + 1) / int(params["evals"]))) for k in range(int(params["evals"]))})
-    batches = _Batches(xtr, ytr, int(params["batch"]), seed)
+    batches = _Batches(xtr, ytr, int(params["batch_size"]), seed)
 
     def closure():                     # one gradient evaluation of ``net`` on a fresh minibatch
         net.train()
@@ -128,13 +130,9 @@ def train_and_measure(params: dict) -> list[dict]:
         def current():
             return rep.center, rep, rep
     elif trainer == "elastic":
-        workers = []
-        for a in range(y):
-            w = copy.deepcopy(init)
-            with seeded(seed * 1000 + a):
-                reset_parameters(w)
-            workers.append(w)
-        opt = ElasticAveraging(workers, lr=lr, rho=0.9 / (lr * y), momentum=0.9)
+        # worker a starts where replica a of ``replicated`` starts
+        workers = [reset_parameters(copy.deepcopy(init), s) for s in spawn_seeds(seed, y)]
+        opt = ElasticAveraging(workers, lr=lr, gamma=0.9 / (lr * y), momentum=0.9)
 
         def step():
             opt.zero_grad()
@@ -156,7 +154,7 @@ def train_and_measure(params: dict) -> list[dict]:
             step()
             done += 1
         model, spread, ensemble = current()
-        rec = {"evaluations": done * cost, "steps": done, "test_error": _error(model, xte, yte),
+        rec = {"step": done, "evaluations": done * cost, "test_error": _error(model, xte, yte),
                "train_error": _error(model, xs, ys), "train_loss": _loss(model, xs, ys),
                "distance": None, "ensemble_test_error": None}
         if spread is not None:              # mean squared replica-center distance per parameter
@@ -167,7 +165,7 @@ def train_and_measure(params: dict) -> list[dict]:
             rec["ensemble_test_error"] = float((pred.argmax(1) != yte).double().mean())
         le = local_energy(model, F.cross_entropy, (xs, ys), SIGMAS, kind="multiplicative",
                           draws=int(params["draws"]), seed=seed, metric="both")
-        for s, em, lm in zip(SIGMAS, le.error_mean, le.loss_mean):
+        for s, em, lm in zip(SIGMAS, le["error"].mean, le["loss"].mean):
             rec[f"local_error_{s:g}"] = float(em)
             rec[f"local_loss_{s:g}"] = float(lm)
         records.append(rec)
