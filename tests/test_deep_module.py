@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from thermolearn.deep import Replicated
+from thermolearn.seeding import spawn_seeds
 
 D_IN, HID, K = 6, 10, 3
 
@@ -176,3 +177,27 @@ def test_inductor_compiled_forward_and_backward_equal_eager():
     g_e = torch.autograd.grad(out_e.square().sum(), list(rep.parameters()))
     for a, b in zip(g_c, g_e):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_seeds_int_and_generator_agree_and_leave_global_rng_alone():
+    from thermolearn.deep import reset_parameters
+
+    state = torch.random.get_rng_state()
+    factory = lambda: nn.Linear(D_IN, K)  # noqa: E731 - drawn from the (seeded) global generators
+    a = Replicated(factory, 3, seed=7)
+    b = Replicated(factory, 3, seed=torch.Generator().manual_seed(7))
+    c = Replicated(factory, 3, seed=8)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.stacked["weight"], b.stacked["weight"])
+    assert not torch.equal(a.stacked["weight"], c.stacked["weight"])
+    m1, m2 = reset_parameters(nn.Linear(4, 2), 3), reset_parameters(nn.Linear(4, 2), torch.Generator().manual_seed(3))
+    torch.manual_seed(spawn_seeds(3, 1)[0])
+    ref = nn.Linear(4, 2)      # the documented stream
+    torch.random.set_rng_state(state)
+    assert torch.equal(m1.weight, ref.weight) and torch.equal(m1.weight, m2.weight)
+    fresh = nn.Linear(4, 2)
+    state = torch.random.get_rng_state()
+    reset_parameters(fresh, None)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with pytest.raises(ValueError, match="^seed"):
+        Replicated(factory, 2, seed=-1)

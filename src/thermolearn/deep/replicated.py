@@ -141,12 +141,10 @@ COUPLINGS = ("mean", "center")
 def reset_parameters(module: nn.Module, seed=None) -> nn.Module:
     """Re-initialise ``module`` in place: ``reset_parameters()`` of every submodule that has one
     (parameters of the others are left as they are), drawing from torch's global generators
-    seeded from ``seed`` (an int ``s`` seeds them with ``s``; a ``torch.Generator`` gives one
-    integer seed drawn from it; None fresh entropy) and restored afterwards, so the caller's
-    random state is untouched. Returns ``module``."""
-    seed = check_seed(seed)
-    s = seed if isinstance(seed, int) else spawn_seeds(seed, 1)[0]
-    with F_.seeded(s):
+    seeded with ``spawn_seeds(seed, 1)[0]`` and restored afterwards, so the caller's random
+    state is untouched and ``seed=s`` gives what ``seed=torch.Generator().manual_seed(s)``
+    gives (None: fresh entropy). Returns ``module``."""
+    with F_.seeded(spawn_seeds(check_seed(seed), 1)[0]):
         F_.reset_parameters(module)
     return module
 
@@ -248,7 +246,8 @@ class Replicated(F_.GammaClock, nn.Module):
             for a in range(y):
                 m = copy.deepcopy(module)
                 if reinit:
-                    reset_parameters(m, seeds[a])
+                    with F_.seeded(seeds[a]):
+                        F_.reset_parameters(m)
                 modules.append(m)
         elif callable(module):
             modules = []
