@@ -48,7 +48,7 @@ def stack_modules(modules: list[nn.Module]) -> nn.Module:
     first = _signature(modules[0])
     for a, m in enumerate(modules[1:], 1):
         if _signature(m) != first:
-            raise ValueError(f"replica {a} differs from replica 0 in its parameters or buffers "
+            raise ValueError(f"module: replica {a} differs from replica 0 in its parameters or buffers "
                              "(names, shapes, dtypes, devices or requires_grad): the factory must "
                              "build the same architecture every time")
     linear_weights = {f"{prefix}.weight" if prefix else "weight"
@@ -191,7 +191,7 @@ def stack_scalars(losses: list) -> torch.Tensor:
     """The per-replica losses, checked to be scalar tensors, stacked into shape (y,)."""
     for a, loss in enumerate(losses):
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError(f"loss_fn must return a scalar tensor; replica {a} got "
+            raise ValueError(f"loss_fn: must return a scalar tensor; replica {a} got "
                              f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
     return torch.stack([loss.reshape(()) for loss in losses])
 
@@ -313,7 +313,7 @@ def center_rate(owner, gamma: float) -> float:
         try:
             eta_c = float(owner.optimizer.param_groups[0]["lr"])
         except KeyError:
-            raise ValueError("coupling='center': the optimizer has no 'lr'; give center_lr") from None
+            raise ValueError("center_lr: needed with coupling='center' when the optimizer has no 'lr'") from None
     rate = eta_c * gamma * owner.replicas
     if rate >= 2.0 and not owner._warned_center:
         owner._warned_center = True

@@ -84,7 +84,7 @@ class DistributedReplica(F_.GammaClock):
         self.tau = check_int(tau, "tau")
         self._trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         if not self._trainable:
-            raise ValueError("the module has no trainable parameters")
+            raise ValueError("module: it has no trainable parameters")
         self.optimizer = make_optimizer(optimizer, lr, [p for _, p in self._trainable], "DistributedReplica")
         self.steps = 0
         self.epoch = 0
@@ -122,7 +122,7 @@ class DistributedReplica(F_.GammaClock):
         self.module.train()
         loss = loss_fn(self.module(x), target)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError("loss_fn must return a scalar tensor")
+            raise ValueError("loss_fn: must return a scalar tensor")
         finite = bool(torch.isfinite(loss.detach()))
         if finite:
             loss.backward()

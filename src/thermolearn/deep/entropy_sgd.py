@@ -126,7 +126,7 @@ class EntropySGD(GammaInGroups, torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict) -> None:
         if "inner_steps" in param_group or "seed" in param_group:
-            raise ValueError("EntropySGD: inner_steps and seed are shared by all parameter groups; "
+            raise ValueError("param_group: inner_steps and seed are shared by all parameter groups; "
                              "set them in the constructor")
         super().add_param_group(param_group)
         _check_group(self.param_groups[-1])
@@ -154,7 +154,7 @@ class EntropySGD(GammaInGroups, torch.optim.Optimizer):
     def step(self, closure=None):
         """One outer step; ``closure`` (required) is called ``max(inner_steps, 1)`` times."""
         if closure is None or not callable(closure):
-            raise ValueError("EntropySGD.step: needs a closure that evaluates the loss on a fresh "
+            raise ValueError("closure: EntropySGD.step needs a closure that evaluates the loss on a fresh "
                              "minibatch, calls backward() and returns the loss (as for LBFGS)")
         t = self.outer_steps
         L = self.inner_steps
