@@ -1,7 +1,7 @@
 """Elastic averaging SGD (EASGD) for y replicas of an ordinary PyTorch network.
 
 Zhang, Choromanska, LeCun, "Deep learning with Elastic Averaging SGD", NIPS 2015
-(arXiv:1412.6651), Algorithm 1 (synchronous form).
+(arXiv:1412.6651), the synchronous update of their Section 3.
 
 Synchronous update of y workers x_1..x_y (each its own network and minibatch) and a center x~,
 at step t = 0, 1, 2, ... with gradients g_a evaluated at x_a:
@@ -58,7 +58,8 @@ class ElasticAveraging(GammaInGroups, torch.optim.Optimizer):
     lr : eta, the learning rate of the workers.
     gamma : the elastic coupling (rho in the paper), a number or a schedule from
         :mod:`thermolearn.schedules` of the step count t; gamma = 0 gives y independent SGD runs
-        (the center then never moves).
+        (the center then never moves). ``state_dict`` stores a schedule as its description;
+        ``load_state_dict`` keeps the constructor's schedule.
     tau : communication period: the elastic step happens at steps t = 0, tau, 2 tau, ...;
         steps in between are plain SGD steps of the workers and leave the center alone.
     momentum, nesterov : momentum of the gradient part of each worker's step, in the form of

@@ -62,6 +62,8 @@ class EntropySGD(GammaInGroups, torch.optim.Optimizer):
     gamma : the scope g_t (coupling of w' to w): a number (constant) or a schedule from
         :mod:`thermolearn.schedules` of t = outer steps already taken. Default
         ``Geometric(0.03, 1.001)``: g0 = 0.03 growing by g1 = 1e-3 per outer step, g0 (1 + g1)^t.
+        ``state_dict`` stores a schedule as its description (so that it loads with
+        ``torch.load(weights_only=True)``); ``load_state_dict`` keeps the constructor's schedule.
     noise : eps, the thermal-noise amplitude of the Langevin steps; see "Noise convention".
     alpha : weight of the newest inner iterate in the running mean,
         ``mu <- (1 - alpha) mu + alpha w'``; in (0, 1]. ``alpha = 1`` gives mu = w'_L.
