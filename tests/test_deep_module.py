@@ -149,6 +149,13 @@ def test_state_dict_round_trip_through_weights_only_load():
     for n, v in rep.state_dict().items():
         if n != "_extra_state":
             assert torch.equal(v, other.state_dict()[n]), n
+    # assign=True: the module takes the loaded tensors, and its optimizer follows them
+    third = make()
+    third.load_state_dict(rep.state_dict(), assign=True)
+    assert set(map(id, third.optimizer.param_groups[0]["params"])) == set(map(id, third.parameters()))
+    assert set(third.optimizer.state) == set(third.parameters())
+    x, t = data(12, seed=10)
+    assert third.step((x, t), F.cross_entropy) == other.step((x, t), F.cross_entropy)
     mean = Replicated(mlp(bn=True), y, coupling="mean")
     with pytest.raises((ValueError, RuntimeError), match="coupling|center_weights"):
         mean.load_state_dict(rep.state_dict())

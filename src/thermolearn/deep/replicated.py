@@ -120,6 +120,7 @@ digits against stepping 8 separate modules one after the other, side by side.
 from __future__ import annotations
 
 import cmath
+import collections
 import contextlib
 import copy
 import warnings
@@ -321,10 +322,15 @@ class Replicated(F_.GammaClock, nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Load a state written by :meth:`state_dict` (see "A torch module" in the module
         documentation): parameters, buffers, explicit center, counters and optimizer state."""
+        before = dict(self._trainable)
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self._refresh()
-        if assign:
-            self.optimizer.load_state_dict(self.optimizer.state_dict())
+        if assign:   # new parameter objects: the optimizer follows them
+            swap = {id(before[n]): p for n, p in self._trainable if n in before}
+            for group in self.optimizer.param_groups:
+                group["params"] = [swap.get(id(p), p) for p in group["params"]]
+            self.optimizer.state = collections.defaultdict(
+                dict, {swap.get(id(p), p): s for p, s in self.optimizer.state.items()})
         return result
 
     @property
