@@ -71,6 +71,6 @@ def test_table_headers_and_anchors_name_quantities_and_papers():
     assert all("(" in h or "per weight" in h for h in EXPERIMENT.table.values())
     assert EXPERIMENT.anchors
     for a in EXPERIMENT.anchors:
-        assert "2017" in a.source and "Section" in a.source
+        assert "2017" in a.source and "Table 1" in a.source
         assert "[unverified" in a.label and "not comparable" in a.label
         assert 0 < a.value < 0.05 and a.metric == "test_error" and a.where["data"] == "mnist"

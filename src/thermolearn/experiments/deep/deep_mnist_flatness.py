@@ -111,7 +111,7 @@ def plot(records, fig) -> None:
 
 
 _CHAUDHARI = ("Chaudhari, Choromanska, Soatto, LeCun, Baldassi, Borgs, Chayes, Sagun, Zecchina (2017), "
-              "Entropy-SGD: biasing gradient descent into wide valleys, ICLR, Section 5.1 [unverified]")
+              "Entropy-SGD: biasing gradient descent into wide valleys, ICLR, Section 5.1 and Table 1 [unverified]")
 _NOT_COMPARABLE = ("not comparable: a larger network trained to convergence, a floor for this 10-epoch run "
                    "[unverified: recalled, not read in the paper]")
 
