@@ -51,7 +51,7 @@ def test_conditionals_honour_beta():
     log_z, V, F = brute_force(rbm)
     p_exact = torch.exp(-rbm.beta * F - log_z)
     g = torch.Generator().manual_seed(0)
-    v = rbm.gibbs(torch.zeros(40000, 4, dtype=torch.float64), steps=30, generator=g)
+    v = rbm.gibbs(torch.zeros(40000, 4, dtype=torch.float64), steps=30, seed=g)
     idx = (v * 2 ** torch.arange(4, dtype=torch.float64)).sum(1).long()
     freq = torch.bincount(idx, minlength=16).double() / len(v)
     assert (freq - p_exact).abs().max() < 0.012

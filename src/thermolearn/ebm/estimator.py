@@ -271,7 +271,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         x = self._model_input(v, rbm)
         g = as_generator(self._draw_seed(), rbm.device)
         with torch.inference_mode():
-            return rbm.gibbs(x, 1, generator=g).cpu().numpy()
+            return rbm.gibbs(x, 1, seed=g).cpu().numpy()
 
     def sample(self, n_samples=1, n_steps=1000, random_state=None):
         """Samples of the model: ``n_samples`` chains started at uniformly random visible
@@ -289,7 +289,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         with torch.inference_mode():
             v0 = torch.full((int(n_samples), rbm.n_visible), 0.5, dtype=rbm.dtype, device=rbm.device)
             v0 = torch.bernoulli(v0, generator=g)
-            return rbm.gibbs(v0, int(n_steps), generator=g).cpu().numpy()
+            return rbm.gibbs(v0, int(n_steps), seed=g).cpu().numpy()
 
     # -- scikit-learn plumbing ------------------------------------------------------------------
     @property

@@ -153,22 +153,21 @@ class RBM:
         h = self._input(h, "h", self.n_hidden)
         return torch.sigmoid(self.beta * torch.addmm(self.visible_bias, h, self.W.T))
 
-    def sample_hidden(self, v, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(p(h=1|v), a sample h ~ p(h|v))."""
+    def sample_hidden(self, v, seed=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p(h=1|v), a sample h ~ p(h|v)); ``seed``: int, torch.Generator (advanced) or None."""
         p = self.hidden_probabilities(v)
-        return p, torch.bernoulli(p, generator=generator)
+        return p, torch.bernoulli(p, generator=as_generator(seed, self.device))
 
-    def sample_visible(self, h, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(p(v=1|h), a sample v ~ p(v|h))."""
+    def sample_visible(self, h, seed=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p(v=1|h), a sample v ~ p(v|h)); ``seed`` as in :meth:`sample_hidden`."""
         p = self.visible_probabilities(h)
-        return p, torch.bernoulli(p, generator=generator)
+        return p, torch.bernoulli(p, generator=as_generator(seed, self.device))
 
-    def gibbs(self, v, steps: int = 1, generator=None) -> torch.Tensor:
+    def gibbs(self, v, steps: int = 1, seed=None) -> torch.Tensor:
         """Run ``steps`` block-Gibbs sweeps v -> h -> v from the rows of ``v``; return the last v."""
-        if not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
+        steps = check_int(steps, "steps", minimum=0)
         v = self._input(v, "v", self.n_visible)
-        g = as_generator(generator, self.device)
+        g = as_generator(seed, self.device)
         for _ in range(steps):
             _, h = self.sample_hidden(v, g)
             _, v = self.sample_visible(h, g)
