@@ -207,6 +207,7 @@ def test_default_training_beats_independent_pixels_by_two_nats(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_default_train_and_default_evaluate(tmp_path):
     out, js = tmp_path / "default.rbm", tmp_path / "default.json"
     assert runner.invoke(app, ["rbm", "train", "--data", "digits", "--out", str(out)]).exit_code == 0

