@@ -767,3 +767,36 @@ def test_cross_entropy_is_recognised_for_folding():
     for other in (nn.CrossEntropyLoss(reduction="sum"), nn.CrossEntropyLoss(weight=torch.ones(K)),
                   F.nll_loss, lambda o, t: F.cross_entropy(o, t)):
         assert F_._cross_entropy_options(other) is None
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_stacked_linear_gradients_and_double_backward(bias):
+    """The batched linear layer's own backward rule, against finite differences (gradcheck) and
+    to second order (gradgradcheck), in float64."""
+    from thermolearn.deep import _functional as F_
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(3, 2, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(3, 2, dtype=torch.float64, generator=g, requires_grad=True) if bias else None
+    inputs = (x, w, b)
+    assert torch.autograd.gradcheck(F_._StackedLinear.apply, inputs)
+    assert torch.autograd.gradgradcheck(F_._StackedLinear.apply, inputs)
+    out = F_._StackedLinear.apply(*inputs)
+    out.sum().backward()
+    assert w.grad.is_contiguous()     # the layout of the stacked weight, no copy through a transpose
+
+
+def test_stacked_cross_entropy_equals_torch_per_replica():
+    from thermolearn.deep import _functional as F_
+    g = torch.Generator().manual_seed(1)
+    out = torch.randn(4, 6, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    T = torch.randint(0, 5, (4, 6), generator=g)
+    T[1, :2] = 7                      # left out, as torch's mean reduction leaves them out
+    losses = F_._StackedCrossEntropy.apply(out, T, 7)
+    expected = torch.stack([F.cross_entropy(out[a], T[a], ignore_index=7) for a in range(4)])
+    torch.testing.assert_close(losses, expected, atol=1e-12, rtol=0)
+    weights = torch.arange(1.0, 5.0, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((losses * weights).sum(), out)
+    (ref,) = torch.autograd.grad((expected * weights).sum(), out)
+    torch.testing.assert_close(grad, ref, atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(lambda o: F_._StackedCrossEntropy.apply(o, T, 7), (out,))

@@ -47,7 +47,9 @@ def columns(request, monkeypatch):
 @pytest.fixture(params=["short", "long"])
 def base(request, tmp_path, monkeypatch, columns):
     """The working folder of a command (also its current folder, so defaults land in it too)."""
-    folder = tmp_path if request.param == "short" else tmp_path / ("long-" + "x" * 120) / ("y" * 120)
+    # "long": about 400 characters in all (SQLite opens paths up to 504 bytes), at least 40 more
+    extra = max(40, 400 - len(str(tmp_path)))
+    folder = tmp_path if request.param == "short" else tmp_path / ("long-" + "x" * (extra // 2)) / ("y" * (extra // 2))
     folder.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(folder)
     return folder
@@ -161,6 +163,22 @@ def test_bad_input_is_one_line_naming_the_option_and_writes_nothing(case, base, 
     with sqlite3.connect(files["foreign"]) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("users",)]
     conn.close()
+
+
+def test_database_path_too_long_for_sqlite_is_one_line_error(base, files):
+    """SQLite opens paths of at most 504 bytes (512 with its journal's suffix): said, not tracebacked."""
+    deep = base.joinpath(*["z" * 200] * 3)
+    deep.mkdir(parents=True)
+    (deep / "r.sqlite").write_bytes(files["db"].read_bytes())
+    before = snapshot(base)
+    for args in (["reproduce", "selftest-sleep", "--quick", "--db", deep / "new.sqlite", "--out", "rep"],
+                 ["results", "export", "--db", deep / "r.sqlite"],
+                 ["report", "--db", deep / "r.sqlite", "--out", "rep"]):
+        r = cli.invoke(app, [str(a) for a in args])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith("error: --db: ") and "give a shorter path" in errors[0]
+    assert snapshot(base) == before
 
 
 @pytest.mark.skipif(BYPASSES_PERMISSIONS, reason="this user writes into read-only folders (root)")

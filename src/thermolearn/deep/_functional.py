@@ -51,20 +51,25 @@ def stack_modules(modules: list[nn.Module]) -> nn.Module:
             raise ValueError(f"module: replica {a} differs from replica 0 in its parameters or buffers "
                              "(names, shapes, dtypes, devices or requires_grad): the factory must "
                              "build the same architecture every time")
-    linear_weights = {f"{prefix}.weight" if prefix else "weight"
-                      for prefix, sub in modules[0].named_modules() if isinstance(sub, nn.Linear)}
     stacked = {}
-    for name, shape, _, _, req in first[0]:
+    for name, _shape, _, _, req in first[0]:
         w = torch.stack([m.get_parameter(name).detach() for m in modules])
-        if name in linear_weights and len(shape) == 2:
-            # stored as the transpose of a contiguous (y, in, out) tensor: the batched linear layer
-            # computes x @ W^T, whose weight gradient then arrives in this layout and is taken
-            # as it is, instead of being copied into a (y, out, in) layout (costly on a CPU)
-            w = w.transpose(1, 2).contiguous().transpose(1, 2)
         stacked[id(modules[0].get_parameter(name))] = nn.Parameter(w, requires_grad=req)
     for name, *_ in first[1]:
         stacked[id(modules[0].get_buffer(name))] = torch.stack([m.get_buffer(name).detach() for m in modules])
     return _copy_with(modules[0], stacked)
+
+
+def vmap_layout(stack: nn.Module) -> None:
+    """Lay the stacked weight of every ``nn.Linear`` of ``stack`` out in place as the transpose of
+    a contiguous (y, in, out) tensor (values and shapes unchanged), the layout in which the
+    linear layer's weight gradient arrives under ``torch.func.vmap``: it is then taken as it is
+    instead of being copied through a transpose at every step (costly on a CPU). The batched
+    matrix products of :func:`bmm_outputs` want the plain contiguous (y, out, in) layout."""
+    with torch.no_grad():
+        for sub in stack.modules():
+            if isinstance(sub, nn.Linear) and sub.weight.dim() == 3:
+                sub.weight.data = sub.weight.data.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 def _copy_with(template: nn.Module, replacements: dict) -> nn.Module:
@@ -215,7 +220,7 @@ def bmm_plan(module: nn.Module, param_names) -> list | None:
     ``nn.Linear`` or an ``nn.Sequential`` (possibly nested) made only of ``nn.Linear``,
     ``nn.Flatten`` and the modules in :data:`ELEMENTWISE` (exact types, no hooks, no buffers),
     whose parameters are exactly ``param_names``. Entries: ``("linear", weight name, bias name
-    or None)``, ``("flatten", start, end)`` (dims of the stacked tensor), ``("call", module)``."""
+    or None)``, ``("flatten", start, end)`` (dims of the stacked tensor), ``("call", the module's forward)``."""
     plan, names = [], []
 
     def walk(m, prefix) -> bool:
@@ -234,12 +239,37 @@ def bmm_plan(module: nn.Module, param_names) -> list | None:
             plan.append(("flatten", *(d + 1 if d >= 0 else d for d in (m.start_dim, m.end_dim))))
             return True
         if kind in ELEMENTWISE and not m._parameters:
-            plan.append(("call", m))
+            plan.append(("call", m.forward))   # hooks were checked above
             return True
         return False
 
     ok = walk(module, "")
     return plan if ok and sorted(names) == sorted(param_names) else None
+
+
+class _StackedLinear(torch.autograd.Function):
+    """x (y, b, in), weight (y, out, in), bias (y, out) or None -> x W^T + b, (y, b, out).
+
+    Written out so that the weight gradient is computed as go^T x, directly in the (y, out, in)
+    layout of the weight: autograd's rule for ``bmm(x, W^T)`` computes x^T go, (y, in, out), and
+    then copies it through a transpose; for narrow layers (few outputs) that product is also
+    several times slower on a CPU. The backward pass is made of differentiable operations, so
+    double backward works."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        wt = weight.transpose(1, 2)
+        return torch.bmm(x, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, wt)
+
+    @staticmethod
+    def backward(ctx, go):
+        x, weight = ctx.saved_tensors
+        gx = torch.bmm(go, weight) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(go.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        gb = go.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
 
 
 def bmm_outputs(plan: list, params: dict, X: torch.Tensor) -> torch.Tensor:
@@ -250,8 +280,7 @@ def bmm_outputs(plan: list, params: dict, X: torch.Tensor) -> torch.Tensor:
         if op == "linear":
             weight, bias = params[args[0]], (None if args[1] is None else params[args[1]])
             h = X if X.dim() == 3 else X.reshape(y, -1, X.shape[-1])
-            wt = weight.transpose(1, 2)   # (y, in, out): contiguous in the layout of stack_modules
-            h = torch.bmm(h, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, wt)
+            h = _StackedLinear.apply(h, weight, bias)
             X = h if X.dim() == 3 else h.reshape(*X.shape[:-1], h.shape[-1])
         elif op == "flatten":
             X = X.flatten(*args)
@@ -272,6 +301,33 @@ def _cross_entropy_options(loss_fn) -> dict | None:
     return None
 
 
+class _StackedCrossEntropy(torch.autograd.Function):
+    """out (y, b, C) logits, T (y, b) class indices -> (y,) mean cross-entropy of each replica
+    over its samples whose target is not ``ignore_index`` (torch's mean reduction, replica by
+    replica). logsumexp minus the picked logit forward, softmax minus one-hot backward: a few
+    operations on the whole (y, b, C) tensor, where torch's log-softmax kernel is slow on many
+    short rows. First derivatives only (it is used inside the training step)."""
+
+    @staticmethod
+    def forward(ctx, out, T, ignore_index):
+        valid = T != ignore_index
+        index = torch.where(valid, T, 0).unsqueeze(-1)
+        lse = torch.logsumexp(out, -1)
+        count = valid.sum(1)
+        losses = ((lse - out.gather(-1, index).squeeze(-1)) * valid).sum(1) / count
+        ctx.save_for_backward(out, lse, index, valid, count)
+        return losses
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        out, lse, index, valid, count = ctx.saved_tensors
+        grad = torch.exp(out - lse.unsqueeze(-1))
+        grad.scatter_add_(-1, index, torch.full_like(index, -1, dtype=grad.dtype))
+        scale = (g / count).unsqueeze(1) * valid
+        return grad.mul_(scale.unsqueeze(-1)), None, None
+
+
 def stacked_losses(out: torch.Tensor, T: torch.Tensor, loss_fn) -> torch.Tensor:
     """Losses ``loss_fn(out[a], T[a])`` of stacked outputs and targets, shape (y,).
 
@@ -281,6 +337,9 @@ def stacked_losses(out: torch.Tensor, T: torch.Tensor, loss_fn) -> torch.Tensor:
     gives replica by replica. Any other ``loss_fn`` is called replica by replica on slices of
     ``out``."""
     options = _cross_entropy_options(loss_fn)
+    if (options is not None and out.dim() == 3 and T.dim() == 2 and T.shape == out.shape[:2]
+            and not T.is_floating_point() and options["label_smoothing"] == 0.0):
+        return _StackedCrossEntropy.apply(out, T, options["ignore_index"])
     if options is not None and out.dim() >= 3 and T.shape[:2] == out.shape[:2]:
         y = out.shape[0]
         per_sample = nn.functional.cross_entropy(out.flatten(0, 1), T.flatten(0, 1), reduction="none",

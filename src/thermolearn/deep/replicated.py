@@ -107,11 +107,13 @@ All replicas are evaluated in one call. Which call (the attribute ``path``):
 
 The three paths give the same results up to rounding (and dropout's random draws).
 
-Implementation notes: the stacked weight of an ``nn.Linear`` is laid out in memory as the
-transpose of a contiguous (y, in, out) tensor, the layout in which the batched layer produces its
-gradient (otherwise every step copies each weight gradient through a transpose, which on a CPU
-costs as much as a matrix product); values, shapes and state dicts are unaffected. The ``"bmm"``
-path multiplies by that contiguous (y, in, out) tensor.
+Implementation notes: on the ``"bmm"`` path a linear layer has its own backward rule, which
+computes the weight gradient directly in the contiguous (y, out, in) layout of the stacked weight
+(autograd's rule for a batched product computes its transpose and copies it), and the
+cross-entropy of the stacked outputs is written out as logsumexp minus the picked logit
+(torch's log-softmax kernel is slow on many short rows). On the other paths the stacked weight of
+an ``nn.Linear`` is laid out in memory as the transpose of a contiguous (y, in, out) tensor, the
+layout in which vmap produces its gradient. Values, shapes and state dicts are unaffected.
 
 Speed: ``benchmarks/bench_replicas.py`` times a step of the 8 replicas of an MLP 64-128-10 on the
 digits against stepping 8 separate modules one after the other, side by side.
@@ -270,9 +272,11 @@ class Replicated(F_.GammaClock, nn.Module):
         if coupling == "center":
             self.center_weights = F_.tensor_tree({n: F_.replica_mean(p) for n, p in self._trainable})
             self._refresh()
-        self.optimizer = make_optimizer(optimizer, lr, [p for _, p in self._trainable])
         # the batched-matrix-product path, for plain MLPs (with vmap="auto" only)
         self._plan = (F_.bmm_plan(self.stack, self._P) if vmap == "auto" and not self._tied else None)
+        if self._plan is None:
+            F_.vmap_layout(self.stack)
+        self.optimizer = make_optimizer(optimizer, lr, [p for _, p in self._trainable])
         self._vmap = {True: True, False: False, "auto": None}[vmap]   # None: not tried yet
         self._vmap_mode = vmap
         self._vmap_forward = self._vmap                                # the same, for rep(x)

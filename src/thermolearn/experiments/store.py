@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -97,12 +98,22 @@ class PointResult:
     attempts: int = 1
 
 
+# SQLite's unix file layer holds full path names of at most 512 bytes, and the rollback journal
+# beside a database is named with the suffix "-journal"
+MAX_PATH_BYTES = 512 - len("-journal")
+
+
 def inspect(path) -> str:
     """What ``path`` is, read from its 100-byte SQLite header without opening it as a database:
     ``"missing"``, ``"empty"`` (no bytes, or an SQLite file with no tables) or ``"results"`` (a
     thermolearn results database). A StoreError for anything else: a folder, a file that is not
     SQLite, another program's SQLite database, a results database of a newer schema."""
     path = Path(path)
+    length = len(os.fsencode(path.resolve()))
+    if length > MAX_PATH_BYTES:
+        raise StoreError(f"{path}: its full path is {length} bytes long; SQLite opens databases whose "
+                         f"path is at most {MAX_PATH_BYTES} bytes (512 with the suffix of its journal "
+                         "file): give a shorter path")
     if not path.exists():
         return "missing"
     if path.is_dir():
