@@ -20,6 +20,12 @@ _WHERE = {
     "tap_free_energy": "tap", "tap_log_likelihood": "tap", "TAPResult": "tap",
     "evaluate_rbm": "evaluate",
     "BernoulliRBM": "estimator",
+    "thermodynamics": "thermodynamics", "Thermodynamics": "thermodynamics",
+    "effective_couplings": "effective", "EffectiveCouplings": "effective",
+    "DiscriminativeRBM": "drbm",
+    "Hopfield": "hopfield",
+    "DBN": "dbn",
+    "MeanFieldMLP": "unrolled",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
