@@ -96,6 +96,15 @@ class RBM:
         except ValueError as exc:
             raise ModelFileError(f"{path}: inconsistent model: {exc}") from None
 
+    def as_mlp(self, steps: int, tied: bool = True):
+        """The unrolled mean field of this model, ``steps`` rounds after h_0 = sigmoid(beta (b + vW)),
+        as a torch module (:class:`~thermolearn.ebm.unrolled.MeanFieldMLP`) mapping v to the hidden
+        means. Its parameters W, visible_bias, hidden_bias are copies (training it leaves this RBM
+        unchanged); ``MeanFieldMLP.to_rbm()`` gives the trained values back as an RBM."""
+        from .unrolled import MeanFieldMLP
+
+        return MeanFieldMLP.from_rbm(self, steps, tied=tied)
+
     # -- sizes ----------------------------------------------------------------------------------
     @property
     def n_visible(self) -> int:
