@@ -76,7 +76,7 @@ def test_parameters_and_gradients(steps):
     assert not rbm.W.requires_grad and rbm.W.data_ptr() != net.W.data_ptr()
     # gradient of W against finite differences of one entry
     eps = 1e-6
-    loss = lambda m: float(m(v).square().sum())  # noqa: E731
+    loss = lambda m: float(m(v).detach().square().sum())  # noqa: E731
     plus, minus = rbm.as_mlp(steps), rbm.as_mlp(steps)
     with torch.no_grad():
         plus.W[2, 3] += eps
@@ -117,7 +117,7 @@ def test_untied_starts_equal_and_has_its_own_weights(steps):
     if steps:
         with torch.no_grad():                   # changing one layer changes the function
             untied.W[1].add_(0.3)
-        assert float((untied(v) - tied(v)).abs().max()) > 1e-4
+        assert float((untied(v) - tied(v)).detach().abs().max()) > 1e-4
     with pytest.raises(ValueError, match="^tied"):
         untied.to_rbm()
 
