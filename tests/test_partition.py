@@ -266,3 +266,77 @@ def test_bad_arguments():
         raise_log_likelihood(rbm, data, base_visible_bias=torch.zeros(6))
     with pytest.raises(ValueError, match="batch_size"):
         raise_log_likelihood(rbm, data, batch_size=0)
+
+
+# --- 6. AIS as a non-equilibrium process: work, Jarzynski, effective sample size --------------
+
+def test_work_statistics_and_ess_formula(model20):
+    rbm, log_z = model20
+    r = ais_log_partition(rbm, n_chains=64, n_betas=200, seed=21)
+    lw = r.log_weights
+    torch.testing.assert_close(r.work, -lw, rtol=0, atol=0)
+    assert r.work_mean == pytest.approx(float((-lw).mean()), rel=1e-12)
+    assert r.work_std == pytest.approx(float(lw.std()), rel=1e-12)
+    w = torch.exp(lw - lw.max())                              # (sum w)^2 / sum w^2, scale-free
+    ess = float(w.sum() ** 2 / (w ** 2).sum())
+    assert r.ess == pytest.approx(ess, rel=1e-9) and 1.0 <= r.ess <= 64
+    assert r.ess_fraction == pytest.approx(ess / 64, rel=1e-9)
+    # Jarzynski: log Z-hat = log Z_0 + log mean exp(-W); Delta F-hat = log Z_0 - log Z-hat
+    jarzynski = r.log_z_base + math.log(float(torch.exp(-(r.work - r.work.min())).mean())) - float(r.work.min())
+    assert r.log_z == pytest.approx(jarzynski, abs=1e-9)
+    assert r.free_energy_change == pytest.approx(r.log_z_base - r.log_z, abs=1e-12)
+    assert r.dissipated_work == pytest.approx(r.work_mean - r.free_energy_change, abs=1e-12)
+    assert r.dissipated_work >= 0                             # Jensen, in-sample
+
+
+def test_second_law_against_exact_free_energy(model20):
+    """<W> >= Delta F = log Z_0 - log Z (exact), and the dissipation shrinks with a finer ladder."""
+    rbm, log_z = model20
+    coarse = ais_log_partition(rbm, n_chains=400, n_betas=10, seed=22)
+    fine = ais_log_partition(rbm, n_chains=400, n_betas=1000, seed=23)
+    for r in (coarse, fine):
+        delta_f = r.log_z_base - log_z
+        sem = r.work_std / math.sqrt(400)
+        assert r.work_mean > delta_f - 3 * sem
+    dissipation = [r.work_mean - (r.log_z_base - log_z) for r in (coarse, fine)]
+    assert dissipation[0] > 1.0 and dissipation[1] < 0.2 * dissipation[0]
+    assert coarse.ess_fraction < fine.ess_fraction and fine.ess_fraction > 0.5
+    # near equilibrium the work is nearly Gaussian: dissipation ~ var(W) / 2
+    assert fine.dissipated_work == pytest.approx(fine.work_std ** 2 / 2, rel=0.5, abs=0.02)
+
+
+def test_base_rate_model_does_no_work():
+    g = torch.Generator().manual_seed(24)
+    a = 0.5 * torch.randn(6, generator=g, dtype=torch.float64)
+    rbm = RBM.from_weights(torch.zeros(6, 3, dtype=torch.float64), a, torch.zeros(3, dtype=torch.float64))
+    r = ais_log_partition(rbm, n_chains=10, n_betas=20, base_visible_bias=a, seed=0)
+    assert r.work_mean == 0 and r.work_std == 0 and r.dissipated_work == pytest.approx(0, abs=1e-12)
+    assert r.ess == 10 and r.ess_fraction == 1.0
+
+
+def test_evaluate_reports_work_ess_and_the_bracket_json_ready(sampled):
+    import json
+
+    from thermolearn.ebm.evaluate import evaluate_rbm
+
+    rbm, log_z, data, _ = sampled
+    train, test = data[:120], data[120:]
+    res = evaluate_rbm(rbm, train, test, n_chains=50, n_betas=200, raise_examples=30, raise_chains=2,
+                       raise_betas=200, tap_orders=(), seed=3)
+    assert json.loads(json.dumps(res, allow_nan=False)) == res          # plain JSON values, no NaN
+    new = ["ais_log_z_base", "ais_work_mean", "ais_work_std", "ais_free_energy_change", "ais_dissipated_work",
+           "ais_ess", "ais_ess_fraction", "exact_dissipated_work"]
+    for split in ("train", "test"):
+        new += [f"{split}_ll_bracket_lower", f"{split}_ll_bracket_upper", f"{split}_ll_bracket_width",
+                f"exact_{split}_ll_in_bracket"]
+    for key in new:
+        assert key in res and type(res[key]) in (float, bool), key
+    assert res["ais_free_energy_change"] == pytest.approx(res["ais_log_z_base"] - res["ais_log_z"])
+    assert res["ais_dissipated_work"] == pytest.approx(res["ais_work_mean"] - res["ais_free_energy_change"])
+    assert res["exact_dissipated_work"] == pytest.approx(res["ais_work_mean"] - res["ais_log_z_base"] + log_z)
+    assert res["ais_ess"] == pytest.approx(50 * res["ais_ess_fraction"]) and 1 <= res["ais_ess"] <= 50
+    assert res["test_ll_bracket_lower"] == res["raise_test_ll"]
+    assert res["test_ll_bracket_upper"] == res["ais_test_ll_same_examples"]
+    assert res["test_ll_bracket_width"] == pytest.approx(res["ais_test_ll_same_examples"] - res["raise_test_ll"])
+    inside = res["test_ll_bracket_lower"] <= res["exact_test_ll_same_examples"] <= res["test_ll_bracket_upper"]
+    assert res["exact_test_ll_in_bracket"] is inside

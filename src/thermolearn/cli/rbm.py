@@ -238,6 +238,13 @@ def _print_table(res, model, rbm, ds, chains, betas, raise_examples):
                   f"{res['ais_train_ll']:.3f}", f"{res['ais_test_ll']:.3f}")
     notes.append(f"AIS: {chains} chains, {betas} ladder, ± 3 sigma; test log-lik within "
                  f"[{res['ais_test_ll_lower']:.3f}, {res['ais_test_ll_upper']:.3f}]; tends to over-estimate")
+    exact_w = (f", against the exact log Z {res['exact_dissipated_work']:.3f}"
+               if "exact_dissipated_work" in res else "")
+    notes.append(f"AIS as work (Jarzynski): W = -log w per chain, mean {res['ais_work_mean']:.3f}, "
+                 f"sd {res['ais_work_std']:.3f}; free-energy change log Z_0 - log Z "
+                 f"{res['ais_free_energy_change']:.3f}; "
+                 f"dissipated <W> - change {res['ais_dissipated_work']:.3f}{exact_w} (>= 0: second law); "
+                 f"ESS {res['ais_ess']:.1f} of {chains} chains ({100 * res['ais_ess_fraction']:.0f}%)")
     if raise_examples > 0:
         n = res["raise_test_examples"]
         table.add_row(f"reverse AIS ({n} ex.)", "", f"{res['raise_train_ll']:.3f}", f"{res['raise_test_ll']:.3f}")
@@ -248,6 +255,13 @@ def _print_table(res, model, rbm, ds, chains, betas, raise_examples):
                               f"{res[f'{est}_test_ll_same_examples']:.3f}")
         notes.append(f"reverse AIS: the first {n} examples of each split; a conservative "
                      "(stochastic lower-bound) estimate")
+        for split in ("train", "test"):
+            if f"{split}_ll_bracket_lower" in res:
+                inside = res.get(f"exact_{split}_ll_in_bracket")
+                verdict = "" if inside is None else f"; exact {'inside' if inside else 'outside'}"
+                notes.append(f"bracket, {split} log-lik on those examples: from reverse AIS "
+                             f"{res[f'{split}_ll_bracket_lower']:.3f} to AIS {res[f'{split}_ll_bracket_upper']:.3f} "
+                             f"(width {res[f'{split}_ll_bracket_width']:.3f}){verdict}")
     for order in (2, 3):
         if f"tap{order}_log_z" in res:
             table.add_row(f"TAP{order}", f"{res[f'tap{order}_log_z']:.3f}", "", f"{res[f'tap{order}_test_ll']:.3f}")

@@ -58,6 +58,19 @@ class AISResult:
     seconds : wall-clock time of the run.
     samples : (n_chains, n_visible) final visible states of the chains (model dtype); they are
         approximately distributed as the model, exactly so after weighting by the w_i.
+
+    The run read as a non-equilibrium process (Jarzynski 1997; Neal 2001; Crooks 1998), in units
+    of kT: each chain's log weight is minus the work W_i = -log w_i done on it by switching the
+    energy -log f_t from t = 0 to 1 in K steps, and log Z-hat = log Z_0 + log mean_i exp(-W_i) is
+    Jarzynski's equality read as an estimator of the free-energy change Delta F = log Z_0 - log Z:
+
+    work_mean, work_std : mean and standard deviation (ddof = 1) of the W_i.
+    free_energy_change : the Jarzynski estimate Delta F-hat = log Z_0 - log Z-hat.
+    dissipated_work : work_mean - free_energy_change, the mean work lost to irreversibility; it
+        is >= 0 (the second law, here exactly in-sample by Jensen's inequality) and is about
+        work_std^2 / 2 when the work is Gaussian; it grows as the ladder gets coarser.
+    ess : effective sample size of the weights, (sum_i w_i)^2 / sum_i w_i^2, in [1, n_chains].
+    ess_fraction : ess / n_chains.
     """
 
     log_z: float
@@ -69,6 +82,17 @@ class AISResult:
     n_betas: int
     seconds: float
     samples: torch.Tensor
+    work_mean: float
+    work_std: float
+    free_energy_change: float
+    dissipated_work: float
+    ess: float
+    ess_fraction: float
+
+    @property
+    def work(self) -> torch.Tensor:
+        """(n_chains,) float64 work W_i = -log w_i of each chain (a view of -log_weights)."""
+        return -self.log_weights
 
 
 def base_rate_bias(data, smoothing: float = 0.05) -> torch.Tensor:
@@ -250,9 +274,28 @@ def ais_log_partition(rbm, n_chains: int = 100, n_betas="sm08", base_visible_bia
     if bar is not None:
         bar.close()
     samples = path.v.clone()                  # outside inference mode: ordinary tensors
+    lw = lw.cpu().clone()
     return AISResult(log_z=log_z, stderr=stderr, log_z_lower=lower, log_z_upper=upper,
-                     log_weights=lw.cpu().clone(), log_z_base=path.log_z_base, n_betas=K + 1,
-                     seconds=time.perf_counter() - t0, samples=samples)
+                     log_weights=lw, log_z_base=path.log_z_base, n_betas=K + 1,
+                     seconds=time.perf_counter() - t0, samples=samples,
+                     **work_statistics(lw, log_z, path.log_z_base))
+
+
+def work_statistics(log_weights, log_z: float, log_z_base: float) -> dict:
+    """The fields work_mean, work_std, free_energy_change, dissipated_work, ess and ess_fraction
+    of :class:`AISResult` from float64 log weights (see there), as Python floats."""
+    lw = torch.as_tensor(log_weights, dtype=torch.float64).flatten()
+    n = lw.numel()
+    work_mean = float(-lw.mean())
+    work_std = float(lw.std(unbiased=True)) if n > 1 else float("nan")
+    delta_f = log_z_base - log_z
+    if bool(torch.isfinite(lw).all()):
+        ess = math.exp(2.0 * float(torch.logsumexp(lw, 0)) - float(torch.logsumexp(2.0 * lw, 0)))
+        ess = min(max(ess, 1.0), float(n))                 # rounding at the ends of [1, n]
+    else:
+        ess = float("nan")
+    return {"work_mean": work_mean, "work_std": work_std, "free_energy_change": delta_f,
+            "dissipated_work": work_mean - delta_f, "ess": ess, "ess_fraction": ess / n}
 
 
 def _summarise(lw: torch.Tensor, log_z_base: float):
@@ -272,4 +315,4 @@ def _summarise(lw: torch.Tensor, log_z_base: float):
     return log_z, rel, lower, upper
 
 
-__all__ = ["AISResult", "ais_log_partition", "base_rate_bias"]
+__all__ = ["AISResult", "ais_log_partition", "base_rate_bias", "work_statistics"]

@@ -12,7 +12,16 @@
   (``independent_test_ll``).
 
 Log-likelihoods are mean nats per example. Forward AIS tends to over-estimate them and
-RAISE to under-estimate them, so the two bracket the truth.
+RAISE to under-estimate them, so the two bracket the truth: on the examples RAISE was run on,
+``{split}_ll_bracket_lower`` (RAISE) and ``{split}_ll_bracket_upper`` (AIS) with their difference
+``{split}_ll_bracket_width``.
+
+Forward AIS is also reported as a non-equilibrium process (Jarzynski 1997; Neal 2001): the work
+W_i = -log w_i of its chains (``ais_work_mean``, ``ais_work_std``), the Jarzynski free-energy
+change Delta F-hat = log Z_0 - log Z-hat (``ais_free_energy_change``, with ``ais_log_z_base`` =
+log Z_0), the dissipated work <W> - Delta F-hat (``ais_dissipated_work``, and against the exact
+Delta F as ``exact_dissipated_work`` when log Z is exact) and the effective sample size of the
+weights (``ais_ess``, ``ais_ess_fraction`` = ESS / chains).
 """
 
 from __future__ import annotations
@@ -56,9 +65,12 @@ def evaluate_rbm(rbm, train, test, *, n_chains: int = 100, n_betas="sm08", raise
     """Return a flat, JSON-ready dict of estimates (see the module docstring).
 
     Keys: n_visible, n_hidden, beta, free_energy_train/test, independent_test_ll,
-    exact_log_z / exact_train_ll / exact_test_ll (when enumeration is feasible), ais_* (log Z,
-    stderr, ± 3 sigma bounds, train/test log-likelihoods), raise_* (when ``raise_examples`` > 0),
-    tap{order}_log_z / tap{order}_test_ll, seconds.
+    exact_log_z / exact_train_ll / exact_test_ll / exact_dissipated_work (when enumeration is
+    feasible), ais_* (log Z, stderr, ± 3 sigma bounds, train/test log-likelihoods, log Z_0, work
+    mean and sd, free-energy change, dissipated work, ESS and ESS / chains), raise_* and the
+    bracket {split}_ll_bracket_lower / _upper / _width (when ``raise_examples`` > 0, per split;
+    exact_{split}_ll_in_bracket with exact log Z), tap{order}_log_z / tap{order}_test_ll, seconds.
+    Every value is a Python int, float, bool or str.
     """
     t0 = time.perf_counter()
     n_chains, tap_starts = check_int(n_chains, "n_chains"), check_int(tap_starts, "tap_starts")
@@ -87,7 +99,11 @@ def evaluate_rbm(rbm, train, test, *, n_chains: int = 100, n_betas="sm08", raise
                ais_test_ll=nlf_test - ais.log_z,
                # log Z within [lower, upper] (3 sigma) puts the likelihood within the mirrored range
                ais_test_ll_lower=nlf_test - ais.log_z_upper, ais_test_ll_upper=nlf_test - ais.log_z_lower,
-               ais_seconds=ais.seconds)
+               ais_seconds=ais.seconds, ais_log_z_base=ais.log_z_base, ais_work_mean=ais.work_mean,
+               ais_work_std=ais.work_std, ais_free_energy_change=ais.free_energy_change,
+               ais_dissipated_work=ais.dissipated_work, ais_ess=ais.ess, ais_ess_fraction=ais.ess_fraction)
+    if "exact_log_z" in out:        # the second law against the exact Delta F = log Z_0 - log Z
+        out["exact_dissipated_work"] = ais.work_mean - (ais.log_z_base - out["exact_log_z"])
 
     if raise_examples > 0:
         for name, rows in (("train", train), ("test", test)):
@@ -101,8 +117,13 @@ def evaluate_rbm(rbm, train, test, *, n_chains: int = 100, n_betas="sm08", raise
             out.update({f"raise_{name}_ll": r.log_likelihood, f"raise_{name}_stderr": r.stderr,
                         f"raise_{name}_examples": int(sub.shape[0]),
                         f"ais_{name}_ll_same_examples": nlf_rows - ais.log_z})
+            lower, upper = r.log_likelihood, nlf_rows - ais.log_z
+            out.update({f"{name}_ll_bracket_lower": lower, f"{name}_ll_bracket_upper": upper,
+                        f"{name}_ll_bracket_width": upper - lower})
             if "exact_log_z" in out:
-                out[f"exact_{name}_ll_same_examples"] = nlf_rows - out["exact_log_z"]
+                exact_rows = nlf_rows - out["exact_log_z"]
+                out[f"exact_{name}_ll_same_examples"] = exact_rows
+                out[f"exact_{name}_ll_in_bracket"] = bool(lower <= exact_rows <= upper)
 
     for order in tap_orders:
         g = as_generator(seed)
