@@ -23,6 +23,10 @@ def _random_dbn(sizes, seed=0, scale=1.0):
     return DBN.from_rbms([_random_rbm(a, b, seed + k, scale) for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))])
 
 
+def _float32(dbn):
+    return DBN.from_rbms([r.to(dtype=torch.float32) for r in dbn.layers])
+
+
 def _rows(n, d, seed=0):
     return torch.bernoulli(torch.full((n, d), 0.4, dtype=torch.float64), generator=torch.Generator().manual_seed(seed))
 
@@ -80,7 +84,8 @@ def test_bad_sizes_name_sizes(sizes):
 
 
 def test_layers_chain_and_seed_reproduces():
-    a, b, c = DBN([6, 4, 3, 2], seed=5), DBN([6, 4, 3, 2], seed=torch.Generator().manual_seed(5)), DBN([6, 4, 3, 2], seed=6)
+    sizes = [6, 4, 3, 2]
+    a, b, c = DBN(sizes, seed=5), DBN(sizes, seed=torch.Generator().manual_seed(5)), DBN(sizes, seed=6)
     assert a.sizes == [6, 4, 3, 2] and len(a.layers) == 3
     assert [(r.n_visible, r.n_hidden) for r in a.layers] == [(6, 4), (4, 3), (3, 2)]
     assert all(torch.equal(x.W, y.W) for x, y in zip(a.layers, b.layers))
@@ -153,7 +158,7 @@ def test_three_hidden_layers_bound_against_brute_force():
 
 
 def test_ais_bound_agrees_with_exact_within_its_error_bar():
-    dbn = _random_dbn([8, 5, 4], seed=11)
+    dbn = _float32(_random_dbn([8, 5, 4], seed=11))
     v = _rows(40, 8, seed=12)
     exact = dbn.log_likelihood_bound(v)
     est = dbn.log_likelihood_bound(v, method="ais", samples=50, ais_chains=200, n_betas=500, seed=3)
@@ -170,7 +175,7 @@ def test_ais_bound_agrees_with_exact_within_its_error_bar():
 
 
 def test_ais_bound_three_layers_agrees_with_exact():
-    dbn = _random_dbn([6, 4, 3, 3], seed=21)
+    dbn = _float32(_random_dbn([6, 4, 3, 3], seed=21))
     v = _rows(30, 6, seed=22)
     exact = dbn.log_likelihood_bound(v)
     est = dbn.log_likelihood_bound(v, method="ais", samples=100, ais_chains=200, n_betas=300, seed=0)
@@ -300,3 +305,24 @@ def test_save_and_load_round_trip(tmp_path):
     dbn.layers[0].save(tmp_path / "rbm.safetensors")
     with pytest.raises(ModelFileError):
         DBN.load(tmp_path / "rbm.safetensors")
+
+
+def test_experiment_quick_point_and_plot():
+    import json
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from thermolearn.experiments.ebm import dbn_rg_flow
+
+    point, seed = next((p, s) for p, s in dbn_rg_flow.EXPERIMENT.points(quick=True) if p["model"] == "exact-64-16-16")
+    (rec,) = dbn_rg_flow.run({**point, "seed": seed})
+    assert rec["bound_exact_test"] <= rec["log_p_exact_test"]
+    assert abs(rec["bound_ais_error"]) < 5 * rec["bound_ais_test_stderr"] + 0.05
+    assert -30 < rec["bound_exact_test"] < -15
+    assert len(rec["reconstructions"]) == 3 and len(rec["reconstructions"][0][0]) == 64
+    json.dumps(rec)
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    dbn_rg_flow.plot([{**point, "seed": seed, **rec}], fig)
+    assert len(fig.axes) >= 2

@@ -520,7 +520,7 @@ class DBN:
                         seconds=time.perf_counter() - t0)
 
     # -- per-layer free energies ----------------------------------------------------------------
-    def free_energies(self, train, test, upward: str = "sample", ais: dict | None = None,
+    def free_energies(self, train, test, upward: str = "sample", ais: dict | None = None, log_z=None,
                       max_units: int = MAX_EXACT_UNITS, seed=0) -> LayerFreeEnergies:
         """Free energies of the training and held-out rows at every layer, with standard errors.
 
@@ -531,7 +531,10 @@ class DBN:
         :func:`~thermolearn.ebm.ais_log_partition` options (e.g. ``{"n_chains": 100, "n_betas":
         "sm08"}``; the base rate is that of the training rows at that layer), else left out. With
         log Z_k the records hold the per-layer log-likelihoods (meaningful for binary states, i.e.
-        ``upward="sample"``). See :class:`LayerFreeEnergies` for the keys.
+        ``upward="sample"``). ``log_z``: a list with one entry per layer, None or a known
+        (log Z_k, its standard error) to use instead (e.g. the top RBM's from
+        :meth:`log_likelihood_bound`; recorded with ``log_z_method`` "given"). See
+        :class:`LayerFreeEnergies` for the keys.
         """
         t0 = time.perf_counter()
         if upward not in UPWARD:
@@ -539,6 +542,9 @@ class DBN:
         if ais is not None and not isinstance(ais, dict):
             raise TypeError(f"ais: expected None or a dict of ais_log_partition options, got {ais!r}")
         max_units = check_int(max_units, "max_units")
+        given = [None] * len(self.layers) if log_z is None else list(log_z)
+        if len(given) != len(self.layers) or any(g is not None and len(g) != 2 for g in given):
+            raise ValueError(f"log_z: expected {len(self.layers)} entries, each None or (log Z, stderr), got {log_z!r}")
         seeds = spawn_seeds(check_seed(seed), 2 + len(self.layers))
         x = {"train": self._rows(train, "train"), "test": self._rows(test, "test")}
         gens = {"train": as_generator(seeds[0]), "test": as_generator(seeds[1])}
@@ -553,7 +559,9 @@ class DBN:
                     _stats(rec, f"free_energy_{split}", F[split], r.n_visible)
             rec["free_energy_gap"] = rec["free_energy_test"] - rec["free_energy_train"]
             log_z = log_z_se = method = None
-            if min(r.n_visible, r.n_hidden) <= max_units:
+            if given[k] is not None:
+                log_z, log_z_se, method = float(given[k][0]), float(given[k][1]), "given"
+            elif min(r.n_visible, r.n_hidden) <= max_units:
                 log_z, log_z_se, method = exact_log_partition(r, max_units=max_units), 0.0, "exact"
             elif ais is not None:
                 opts = {"n_chains": 100, "n_betas": "sm08", "seed": seeds[2 + k],
