@@ -326,3 +326,18 @@ def test_experiment_quick_point_and_plot():
     FigureCanvasAgg(fig)
     dbn_rg_flow.plot([{**point, "seed": seed, **rec}], fig)
     assert len(fig.axes) >= 2
+
+
+def test_tied_init_starts_tight_and_checks_sizes(digits):
+    x = digits.train[:200]
+    dbn = DBN([64, 8, 64], seed=0)
+    # one epoch of layer 2 at a tiny rate: the stack stays (nearly) RBM 1, the bound (nearly) tight
+    dbn.fit(x, epochs=[5, 1], method="cd", batch_size=20, lr=[0.05, 1e-9], tied_init=True, seed=0)
+    r1, r2 = dbn.layers
+    assert torch.allclose(r2.W, r1.W.T, atol=1e-6)
+    t = digits.test[:100]
+    bound, log_p = dbn.log_likelihood_bound(t), dbn.log_likelihood(t)
+    assert bound == pytest.approx(log_p, abs=1e-4)
+    assert log_p == pytest.approx(exact_log_likelihood(r1, t), abs=1e-4)
+    with pytest.raises(ValueError, match="^tied_init: "):
+        DBN([64, 8, 6]).fit(x, epochs=1, tied_init=True)

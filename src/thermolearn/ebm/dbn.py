@@ -302,7 +302,8 @@ class DBN:
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, data, epochs=10, method="pcd", batch_size=100, validation=None, binarize=None,
-            init_visible_bias: bool = True, seed=0, progress: bool = False, **train_options) -> DBNFitResult:
+            init_visible_bias: bool = True, tied_init: bool = False, seed=0, progress: bool = False,
+            **train_options) -> DBNFitResult:
         """Train the stack greedily, bottom up, with :func:`~thermolearn.ebm.train`.
 
         Parameters
@@ -313,6 +314,10 @@ class DBN:
         binarize : of the data (the layers above receive binary samples).
         init_visible_bias : start each RBM's visible biases at the logit of the smoothed means of its
             training data (Hinton's practical guide; :func:`base_rate_bias`).
+        tied_init : start RBM k+1 as RBM k transposed (W_k^T, biases swapped; needs n_{k+1} = n_{k-1}),
+            as in the argument of Hinton, Osindero & Teh (2006): the stack then starts as the model of
+            the layer below, with a tight bound, and training RBM k+1 by maximum likelihood on the
+            samples of q can only raise the bound (CD and PCD approximate that gradient).
         seed : int, Generator or None: one integer stream per layer for its training and one for
             drawing the samples passed up (``spawn_seeds``).
         train_options : further arguments of ``train`` (lr, momentum, k, weight_decay, ...), a list
@@ -340,8 +345,19 @@ class DBN:
             x = _binarize(x, binarize, "data", generator=g)
             xv = None if xv is None else _binarize(xv, binarize, "validation", generator=g)
         history, results = [], []
+        if tied_init:
+            sizes = self.sizes
+            bad = [k for k in range(1, n) if sizes[k + 1] != sizes[k - 1]]
+            if bad:
+                raise ValueError(f"tied_init: RBM {bad[0] + 1} would start as RBM {bad[0]} transposed, which needs "
+                                 f"sizes[{bad[0] + 1}] == sizes[{bad[0] - 1}], got sizes {sizes}")
         for k, r in enumerate(self.layers):
-            if init_visible_bias:
+            if tied_init and k > 0:
+                below = self.layers[k - 1]
+                r.W.copy_(below.W.T)
+                r.visible_bias.copy_(below.hidden_bias)
+                r.hidden_bias.copy_(below.visible_bias)
+            elif init_visible_bias:
                 r.visible_bias.copy_(base_rate_bias(x).to(r.dtype))
             res = train(r, x, method=method_l[k], epochs=epochs_l[k], batch_size=batch_l[k], validation=xv,
                         seed=seeds[2 * k], progress=progress, **opts_l[k])
