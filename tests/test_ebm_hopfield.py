@@ -267,3 +267,52 @@ def test_bad_inputs_name_the_argument():
         Hopfield.random(25, 2, seed=0).log_partition()
     with pytest.raises(ValueError, match="^W:"):
         GaussianHiddenRBM(torch.ones(3))
+
+
+def test_mixture_state_at_finite_temperature():
+    """Glauber sweeps from the 3-mixture (N = 1000, P = 3): it stays at T = 0.1 and decays to a
+    single pattern at T = 0.6, above the mean-field stability limit of the symmetric 3-mixture
+    (T ~ 0.46, Amit, Gutfreund & Sompolinsky 1985)."""
+    net = Hopfield.random(1000, 3, seed=0)
+    mix = net.mixture_state().repeat(4, 1)
+    cold = net.glauber(mix, beta=10.0, sweeps=50, seed=1).overlaps.abs()
+    assert float((cold - 0.5).abs().max()) < 0.1
+    warm = net.glauber(mix, beta=1 / 0.6, sweeps=150, seed=1).overlaps.abs().sort(1).values
+    assert bool((warm[:, -1] > 0.8).all()) and bool((warm[:, :2] < 0.2).all())
+
+
+# -- the experiment ----------------------------------------------------------------------------------
+
+def test_hopfield_capacity_experiment_grid_quick_point_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from thermolearn.experiments.ebm import hopfield_capacity as hc
+    from thermolearn.experiments.registry import expand, get
+    from thermolearn.experiments.runner import plain_records
+
+    exp = get("hopfield-capacity")
+    assert exp is hc.EXPERIMENT and exp.plot is not None and exp.anchors
+    full, quick = expand(exp.grid), expand(exp.quick_grid)
+    assert {p["N"] for p in full} == {250, 500, 1000, 2000} and {p["T"] for p in quick} == {0.0, 0.4}
+    for a in exp.anchors:                                    # every anchor is measured by the full grid
+        assert any(all(p.get(k) == v for k, v in a.where.items()) for p in full), a
+        assert "[unverified" in a.source and "(19" in a.source
+    m04 = hc.curie_weiss_overlap(0.4)
+    assert m04 == pytest.approx(math.tanh(m04 / 0.4), abs=1e-12) and 0.98 < m04 < 0.99
+    assert hc.threshold(0.0) == 0.9 and hc.threshold(0.4) == pytest.approx(0.9 * m04)
+    assert hc.collapse_load([0.1, 0.12, 0.14], [1.0, 0.75, 0.25]) == pytest.approx(0.13)
+    p = next(p for p in quick if p["N"] == 200 and p["alpha"] == 0.05 and p["T"] == 0.0)
+    (rec,) = hc.run({**p, "seed": 0})
+    json.dumps(plain_records([rec]))
+    assert rec["P"] == 10 and rec["targets"] == 10 and rec["retrieved"] == 1.0 and rec["converged"] == 1.0
+    assert rec["rs_overlap"] == pytest.approx(1.0, abs=1e-4) and rec["rs_overlap"] < 1.0
+    assert rec["rs_alpha_m"] == pytest.approx(0.13791, abs=1e-4)
+    fake = [{**q, "seed": 0, "retrieved": 1.0 - q["alpha"] * 4, "overlap": 1.0 - q["alpha"],
+             "rs_overlap": 0.9, "rs_alpha_m": 0.138 if q["T"] == 0 else 0.081} for q in quick]
+    fig = plt.figure(figsize=(12, 4))
+    exp.plot(fake, fig)
+    assert len(fig.axes) == 3 and all(ax.get_legend() is not None for ax in fig.axes)
+    plt.close(fig)
