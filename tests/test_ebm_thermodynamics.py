@@ -178,3 +178,29 @@ def test_bad_method_and_too_large():
         heat_capacity_peak(_rbm(3, 3), [1.0, 2.0])
     with pytest.raises(ValueError, match=r"^data"):
         effective_beta(_rbm(3, 3), torch.zeros(4, 5), [0.5, 1.0, 2.0])
+
+
+def test_rbm_heat_capacity_quick_point():
+    """The experiment's quick point, one thread: its records are JSON-ready and consistent."""
+    import json
+    import time
+
+    from thermolearn.experiments.ebm import rbm_heat_capacity
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ((point, seed),) = rbm_heat_capacity.EXPERIMENT.points(quick=True)
+        t0 = time.perf_counter()
+        records = rbm_heat_capacity.run({**point, "seed": seed})
+        assert time.perf_counter() - t0 < 60
+    finally:
+        torch.set_num_threads(threads)
+    json.dumps(records)
+    assert [r["epoch"] for r in records] == [5, 10]
+    for r in records:
+        assert 1.0 in r["betas"] and r["heat_capacity_beta1"] == r["heat_capacity"][r["betas"].index(1.0)]
+        assert r["heat_capacity_peak"] >= max(r["heat_capacity"]) - 1e-9 and not r["peak_on_edge"]
+        assert r["test_ll_beta_eff"] >= r["test_ll_beta1"] - 1e-9 and not r["eff_on_edge"]
+        assert -40 < r["test_ll_beta1"] < -10
+    assert records[1]["weight_norm"] > records[0]["weight_norm"]

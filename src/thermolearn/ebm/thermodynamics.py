@@ -249,6 +249,12 @@ def thermodynamics(rbm, betas, method: str = "exact", *, n_chains: int = 100, n_
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
+def _check_grid(grid, b64: torch.Tensor) -> Thermodynamics:
+    if not isinstance(grid, Thermodynamics) or grid.method != "exact" or not torch.equal(grid.betas, b64):
+        raise ValueError("grid: expected the exact thermodynamics of the model at the sorted betas")
+    return grid
+
+
 @dataclass
 class HeatCapacityPeak:
     """What :func:`heat_capacity_peak` returns.
@@ -278,10 +284,12 @@ def _heat_capacity_at(W, a, b, beta: float) -> float:
     return float(beta**2 * var[0])
 
 
-def heat_capacity_peak(rbm, betas, tol: float = 1e-4, max_iter: int = 60) -> HeatCapacityPeak:
+def heat_capacity_peak(rbm, betas, tol: float = 1e-4, max_iter: int = 60,
+                       grid: Thermodynamics | None = None) -> HeatCapacityPeak:
     """The beta of the largest exact heat capacity: C on the grid ``betas`` (sorted, at least 3),
     then golden-section search between the neighbours of the grid's best point until the bracket
-    is narrower than ``tol`` times beta. A multi-modal C finds the peak of the grid's best cell."""
+    is narrower than ``tol`` times beta. A multi-modal C finds the peak of the grid's best cell.
+    ``grid``: the exact :func:`thermodynamics` of ``rbm`` at the sorted ``betas``, to reuse."""
     _check_rbm(rbm)
     b64 = torch.sort(_check_betas(betas)).values
     if b64.numel() < 3:
@@ -289,7 +297,7 @@ def heat_capacity_peak(rbm, betas, tol: float = 1e-4, max_iter: int = 60) -> Hea
     tol = check_real(tol, "tol")
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     t0 = time.perf_counter()
-    grid = thermodynamics(rbm, b64)
+    grid = _check_grid(grid, b64) if grid is not None else thermodynamics(rbm, b64)
     W, a, b = _layers(rbm, MAX_EXACT_UNITS)
     k = int(torch.argmax(grid.heat_capacity))
     if k in (0, b64.numel() - 1):
@@ -352,14 +360,16 @@ def _data_terms(rbm, v: torch.Tensor, beta: float):
     return float((beta * av + sp).mean()), float((-av - ym).mean()), float(yv.mean())
 
 
-def effective_beta(rbm, data, betas, tol: float = 1e-8, max_iter: int = 50) -> EffectiveBeta:
+def effective_beta(rbm, data, betas, tol: float = 1e-8, max_iter: int = 50,
+                   grid: Thermodynamics | None = None) -> EffectiveBeta:
     """The beta at which ``rbm`` (its W, a, b) gives ``data`` the largest exact mean log-likelihood.
 
     L(beta) is evaluated on the grid ``betas`` (sorted, at least 3) with exact log Z; from the
     grid's best point the root of dL/dbeta = <E>_beta - mean_v E[E | v] in the bracket of its
     neighbours is found by Newton steps (d^2L/dbeta^2 = mean_v Var[E | v] - Var_beta E), falling back
     to bisection when a step leaves the bracket, until |dL/dbeta| < tol * (1 + |<E>|) or the
-    bracket is narrower than tol times beta. ``data`` : (n, n_visible) binary rows.
+    bracket is narrower than tol times beta. ``data`` : (n, n_visible) binary rows. ``grid``: the
+    exact :func:`thermodynamics` of ``rbm`` at the sorted ``betas``, to reuse.
     """
     _check_rbm(rbm)
     v = as_tensor(data, "data", dtype=torch.float64, device=rbm.device)
@@ -371,7 +381,7 @@ def effective_beta(rbm, data, betas, tol: float = 1e-8, max_iter: int = 50) -> E
     tol = check_real(tol, "tol")
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     t0 = time.perf_counter()
-    grid = thermodynamics(rbm, b64)
+    grid = _check_grid(grid, b64) if grid is not None else thermodynamics(rbm, b64)
     ll = torch.tensor([_data_terms(rbm, v, beta)[0] for beta in b64.tolist()], dtype=torch.float64) - grid.log_z
     k = int(torch.argmax(ll))
     done = lambda beta, ll_b, steps, conv, edge: EffectiveBeta(  # noqa: E731
