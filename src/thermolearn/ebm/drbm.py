@@ -567,6 +567,9 @@ class DiscriminativeRBM(ClassifierMixin, BaseEstimator):
         if hasattr(X, "toarray"):
             X = X.toarray()
         check_classification_targets(y)
+        if self.objective != "discriminative" and X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError(f"X: objective={self.objective!r} needs values in [0, 1] (Bernoulli visible units), "
+                             f"got [{X.min():g}, {X.max():g}]; scale the data or use objective='discriminative'")
         classes, codes = np.unique(y, return_inverse=True)
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         device = self._torch_device()
@@ -615,7 +618,8 @@ class DiscriminativeRBM(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """The class of highest p(y|x), in the labels of ``classes_``."""
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+        log_p = self.predict_log_proba(X)
+        return self.classes_[np.argmax(log_p, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
