@@ -36,7 +36,8 @@ def parse(argv=None):
     ap.add_argument("--alpha", type=float, default=PAPER_SETTINGS["hybrid"]["alpha"], help="hybrid weight")
     ap.add_argument("--epochs", type=int, default=200, help="epoch cap (200)")
     ap.add_argument("--patience", type=int, default=10, help="epochs without a better validation error (10)")
-    ap.add_argument("--batch-size", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=PAPER_SETTINGS["discriminative"]["batch_size"],
+                    help="rows per update (1: online, as the full variant)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON lines, appended to (and read to resume)")

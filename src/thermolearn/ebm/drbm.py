@@ -403,10 +403,14 @@ def train_class_rbm(model: ClassRBM, x, y, objective: str = "discriminative", al
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
             xb, yb = x[idx], y[idx]
-            grads, logp = model._discriminative(xb, yb)
             if objective == "generative":
                 grads = model._generative(xb, yb, k, g)
-            elif objective == "hybrid":
+                with torch.no_grad():
+                    scores = model._scores(torch.addmm(model.hidden_bias, xb, model.W))
+                    logp = -float(F.cross_entropy(scores, yb))
+            else:
+                grads, logp = model._discriminative(xb, yb)
+            if objective == "hybrid":
                 gen = model._generative(xb, yb, k, g)
                 for name in PARAMETERS:
                     grads[name].add_(gen[name], alpha=alpha)
