@@ -24,6 +24,9 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=Path("dbn-rg-flow-out"), help="folder for records.json and the PNG")
     ap.add_argument("--model", action="append", help="only these models (repeatable)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a parameter of every point (e.g. --set epochs=20,10 --set ais_betas=5000); "
+                         "the records then carry the value used")
     ap.add_argument("--plot-only", action="store_true", help="redraw the figure from --out/records.json")
     args = ap.parse_args(argv)
 
@@ -39,6 +42,7 @@ def main(argv=None):
     for point, seed in [] if args.plot_only else exp.EXPERIMENT.points(quick=args.quick):
         if args.model and point["model"] not in args.model:
             continue
+        point = {**point, **dict(_override(kv) for kv in args.set)}
         t0 = time.perf_counter()
         (rec,) = exp.run({**point, "seed": seed})
         rec = {**point, "seed": seed, **rec, "point_seconds": time.perf_counter() - t0}
@@ -52,6 +56,16 @@ def main(argv=None):
     exp.plot(records, fig)
     fig.savefig(args.out / "dbn-rg-flow.png", dpi=110)
     print(f"wrote {args.out / 'records.json'} and {args.out / 'dbn-rg-flow.png'}")
+
+
+def _override(text):
+    key, _, value = text.partition("=")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def _print(r):

@@ -251,7 +251,7 @@ def test_training_improves_the_bound(digits):
     x, t = digits.train, digits.test
     dbn = DBN([64, 10, 8], seed=0)
     start = dbn.log_likelihood_bound(t)
-    dbn.fit(x, epochs=10, method="cd", batch_size=20, lr=0.05, seed=0)
+    dbn.fit(x, epochs=4, method="cd", batch_size=20, lr=0.05, seed=0)
     trained = dbn.log_likelihood_bound(t)
     assert trained > start + 5.0
     assert dbn.log_likelihood(t) > trained
@@ -316,10 +316,12 @@ def test_experiment_quick_point_and_plot():
     from thermolearn.experiments.ebm import dbn_rg_flow
 
     point, seed = next((p, s) for p, s in dbn_rg_flow.EXPERIMENT.points(quick=True) if p["model"] == "exact-64-16-16")
+    # the quick point's model, trained and scored more briefly (the plumbing, not the numbers)
+    point = {**point, "epochs": "8,8", "ais_betas": 300, "bound_samples": 10}
     (rec,) = dbn_rg_flow.run({**point, "seed": seed})
     assert rec["bound_exact_test"] <= rec["log_p_exact_test"]
     assert abs(rec["bound_ais_error"]) < 5 * rec["bound_ais_test_stderr"] + 0.05
-    assert -30 < rec["bound_exact_test"] < -15
+    assert -35 < rec["bound_exact_test"] < -15
     assert len(rec["reconstructions"]) == 3 and len(rec["reconstructions"][0][0]) == 64
     json.dumps(rec)
     fig = Figure(figsize=(9, 4.2), layout="constrained")
@@ -341,3 +343,12 @@ def test_tied_init_starts_tight_and_checks_sizes(digits):
     assert log_p == pytest.approx(exact_log_likelihood(r1, t), abs=1e-4)
     with pytest.raises(ValueError, match="^tied_init: "):
         DBN([64, 8, 6]).fit(x, epochs=1, tied_init=True)
+
+
+def test_fit_binarizes_once_for_every_layer():
+    raw = load_digits(binarize=None).train[:120]
+    dbn = DBN([64, 8, 6], seed=0)
+    res = dbn.fit(raw, epochs=1, method="cd", batch_size=20, binarize="threshold", seed=0)
+    assert res.steps == 2
+    with pytest.raises(ValueError, match="^data: "):
+        DBN([64, 8, 6]).fit(raw, epochs=1)              # not binary and no binarize

@@ -318,8 +318,8 @@ class DBN:
             as in the argument of Hinton, Osindero & Teh (2006): the stack then starts as the model of
             the layer below, with a tight bound, and training RBM k+1 by maximum likelihood on the
             samples of q can only raise the bound (CD and PCD approximate that gradient).
-        seed : int, Generator or None: one integer stream per layer for its training and one for
-            drawing the samples passed up (``spawn_seeds``).
+        seed : int, Generator or None: one integer stream per layer for its training, one for drawing
+            the samples passed up from it, and one for ``binarize`` (``spawn_seeds``).
         train_options : further arguments of ``train`` (lr, momentum, k, weight_decay, ...), a list
             giving one value per layer. ``checkpoint`` is refused (one file per layer would be needed).
         """
@@ -334,14 +334,14 @@ class DBN:
         for name, value in train_options.items():
             for k, v in enumerate(_per_layer(value, name, n)):
                 opts_l[k][name] = v
-        seeds = spawn_seeds(check_seed(seed), 2 * n)
+        seeds = spawn_seeds(check_seed(seed), 2 * n + 1)
         x = self._rows(data, "data") if binarize is None else as_tensor(data, "data", dtype=self.dtype,
                                                                          device=self.device, ndim=2)
         xv = None if validation is None else as_tensor(validation, "validation", dtype=self.dtype,
                                                        device=self.device, ndim=2)
         if binarize is not None:              # binarize once here, so the layers above see the same rows
             from .._numerics import binarize as _binarize
-            g = as_generator(seeds[1])
+            g = as_generator(seeds[-1])
             x = _binarize(x, binarize, "data", generator=g)
             xv = None if xv is None else _binarize(xv, binarize, "validation", generator=g)
         history, results = [], []
