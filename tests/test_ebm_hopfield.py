@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from thermolearn.ebm.hopfield import GaussianHiddenRBM, Hopfield, rs_capacity, rs_retrieval
+from thermolearn.schedules import LinearDecay
 
 
 def _gen(s):
@@ -69,6 +70,8 @@ def test_glauber_trace_and_energy_bookkeeping():
     assert torch.allclose(r.energies, net.energy(r.states), atol=1e-12)
     assert torch.allclose(r.target_overlaps[:, -1], net.overlaps(r.states)[torch.arange(4), torch.arange(4)])
     assert [h["beta"] for h in r.history] == [None, 2.0, 2.0, 2.0, 2.0, 2.0]
+    ramp = net.glauber(net.patterns, beta=LinearDecay(0.5, 4, end=2.5), sweeps=5, seed=0)
+    assert [h["beta"] for h in ramp.history] == [None, 0.5, 1.0, 1.5, 2.0, 2.5]   # sweep t uses beta(t)
 
 
 def test_glauber_samples_the_boltzmann_distribution():

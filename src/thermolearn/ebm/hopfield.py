@@ -40,8 +40,12 @@ recalled 0.138 and 0.967.
 Mixture (spurious) states. The symmetric mixture of an odd number of patterns,
 sign(xi^1 + xi^2 + xi^3) for three, has overlap 1/2 with each of them; at low load it is a
 fixed point of the zero-temperature dynamics (Amit, Gutfreund & Sompolinsky 1985, PRA 32,
-1007: the mixtures become stable below T ~ 0.46 with finitely many patterns [unverified]).
-:meth:`Hopfield.mixture_state` builds it and :meth:`Hopfield.is_fixed_point` checks it.
+1007: with finitely many patterns, mixture states become stable below T ~ 0.46, read in the
+abstract; the mean-field Hessian of the symmetric 3-mixture, computed here, turns negative
+between T = 0.45 and 0.46). :meth:`Hopfield.mixture_state` builds it and
+:meth:`Hopfield.is_fixed_point` checks it. At finite N its basin is shallow: measured here
+(``python benchmarks/hopfield_capacity.py --mixture``, N = 1000 and 4000, P = 3), 100 Glauber
+sweeps keep it at T = 0.1 and 0.2 but take it to a single pattern at T = 0.3, well below 0.46.
 
 RBM with Gaussian hidden units (Barra, Bernacchia, Santucci & Contucci 2012, Neural Networks 34,
 1). Visible units s in {-1, +1}^N, P real hidden units z_mu, weights W (N, P), and at inverse
