@@ -97,10 +97,10 @@ class EffectiveCouplings:
         if t.ndim != 2 or t.shape[1] != n:
             raise ValueError(f"x: expected shape (batch, {n}), got {tuple(t.shape)}")
         out = torch.full((t.shape[0],), self.constant, dtype=torch.float64)
-        for _k, (subsets, coef) in sorted(self.terms.items()):
-            for start in range(0, subsets.shape[0], 2**16):
-                idx = subsets[start:start + 2**16]
-                out += t[:, idx].prod(-1) @ coef[start:start + 2**16]
+        for k, (subsets, coef) in sorted(self.terms.items()):
+            step = max(1, 2**22 // (t.shape[0] * k))       # bounds the (batch, step, k) gather
+            for start in range(0, subsets.shape[0], step):
+                out += t[:, subsets[start:start + step]].prod(-1) @ coef[start:start + step]
         return out
 
 
