@@ -484,9 +484,11 @@ class DiscriminativeRBM(ClassifierMixin, BaseEstimator):
     objective : {"discriminative", "generative", "hybrid"}, default="discriminative"
     alpha : float, default=0.01
         Weight of the generative term of the hybrid objective.
-    learning_rate : float or callable epoch -> float, default=0.05
-        Step size; it multiplies the gradient averaged over the batch.
-    n_iter : int, default=30
+    learning_rate : float or callable epoch -> float, default=1.0
+        Step size; it multiplies the gradient averaged over the batch (1.0 with batches of 10 is,
+        to first order, a step of 0.1 per example). Features should lie in [0, 1] or be
+        standardized for this default.
+    n_iter : int, default=40
         Epochs (passes over the data); 0 leaves the initial model.
     batch_size : int, default=10
         Rows per update (the last batch of an epoch may be smaller).
@@ -540,7 +542,7 @@ class DiscriminativeRBM(ClassifierMixin, BaseEstimator):
         "device": [str, torch.device, None],
     }
 
-    def __init__(self, n_components=100, objective="discriminative", alpha=0.01, learning_rate=0.05, n_iter=30,
+    def __init__(self, n_components=100, objective="discriminative", alpha=0.01, learning_rate=1.0, n_iter=40,
                  batch_size=10, k=1, weight_decay=0.0, random_state=None, verbose=0, device=None):
         self.n_components = n_components
         self.objective = objective
