@@ -310,7 +310,7 @@ def test_hopfield_capacity_experiment_grid_quick_point_and_plot():
     p = next(p for p in quick if p["N"] == 200 and p["alpha"] == 0.05 and p["T"] == 0.0)
     (rec,) = hc.run({**p, "seed": 0})
     json.dumps(plain_records([rec]))
-    assert rec["P"] == 10 and rec["targets"] == 10 and rec["retrieved"] == 1.0 and rec["converged"] == 1.0
+    assert rec["P"] == 10 and rec["starts"] == 10 and rec["retrieved"] == 1.0 and rec["converged"] == 1.0
     assert rec["rs_overlap"] == pytest.approx(1.0, abs=1e-4) and rec["rs_overlap"] < 1.0
     assert rec["rs_alpha_m"] == pytest.approx(0.13791, abs=1e-4)
     fake = [{**q, "seed": 0, "retrieved": 1.0 - q["alpha"] * 4, "overlap": 1.0 - q["alpha"],
