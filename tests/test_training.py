@@ -289,6 +289,40 @@ def test_bad_input_is_rejected_with_clear_errors():
     train(rbm, torch.full((10, 4), 0.3), epochs=1, binarize="stochastic")
 
 
+def test_training_on_probabilities_is_an_explicit_option():
+    rbm = RBM(4, 3, seed=0)
+    probs = torch.rand(50, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="binarize"):           # non-binary data without the option
+        train(rbm, probs, epochs=1)
+    with pytest.raises(ValueError, match="^probabilities: "):
+        train(rbm, probs, epochs=1, probabilities=True, binarize="threshold")
+    with pytest.raises(TypeError, match="^probabilities: "):
+        train(rbm, probs, epochs=1, probabilities="yes")
+    with pytest.raises(ValueError, match=r"^data: probabilities=True needs values in \[0, 1\]"):
+        train(rbm, probs * 2, epochs=1, probabilities=True)
+    hist = train(rbm, probs, epochs=2, batch_size=10, probabilities=True, validation=probs[:10])
+    assert hist.settings["probabilities"] is True and hist.steps == 2
+
+
+def test_probabilities_are_a_trajectory_setting_of_the_checkpoint(tmp_path):
+    teacher = tiny_rbm(n_v=8, n_h=5)
+    data = sample_data(teacher, 100)
+    ck = tmp_path / "run.ckpt"
+    train(RBM(8, 5, seed=1), data, epochs=1, checkpoint=ck, **BASE)
+    with pytest.raises(CheckpointMismatch, match="^probabilities: "):
+        train(RBM(8, 5, seed=1), data, epochs=2, checkpoint=ck, probabilities=True, **BASE)
+
+
+def test_the_positive_phase_uses_the_probabilities_as_they_are():
+    """With a row of probabilities p the data term of the W gradient is p^T p(h | p)."""
+    rbm = tiny_rbm(n_v=6, n_h=4, seed=3, dtype=torch.float64)
+    p = torch.rand(3, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    st = new_state(rbm, "cd", p, 3, seed=0)
+    gW, _, _ = batch_gradient(rbm, st, p, "cd", 1)
+    v_neg, ph_neg = st.buffers["v"], st.buffers["ph"]          # the model term of CD-1
+    torch.testing.assert_close(gW + v_neg.T @ ph_neg, p.T @ rbm.hidden_probabilities(p))
+
+
 def test_corrupted_files_raise_model_file_error(tmp_path):
     rbm = tiny_rbm()
     path = rbm.save(tmp_path / "m.rbm")

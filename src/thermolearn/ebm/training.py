@@ -64,8 +64,8 @@ BINARIZE = (None, "threshold", "stochastic")
 #: The settings a checkpoint records and a resumed run must repeat, in the order they are
 #: compared. ``data`` is a SHA-1 of the training rows after binarization.
 TRAJECTORY = ("n_visible", "n_hidden", "beta", "dtype", "method", "k", "batch_size", "lr",
-              "momentum", "weight_decay", "damping", "monitor_size", "seed", "binarize", "n_data",
-              "data")
+              "momentum", "weight_decay", "damping", "monitor_size", "seed", "binarize", "probabilities",
+              "n_data", "data")
 
 CHECKPOINT_FORMAT = 2
 
@@ -104,7 +104,8 @@ def in_progress_path(checkpoint) -> Path:
 
 def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int = 10,
           batch_size: int = 100, lr=0.01, momentum=0.5, weight_decay: float = 1e-4,
-          validation=None, binarize: str | None = None, monitor_size: int = 1000,
+          validation=None, binarize: str | None = None, probabilities: bool = False,
+          monitor_size: int = 1000,
           damping: float = 0.5, seed=0, checkpoint=None, resume: bool = True,
           progress: bool = False, callback=None) -> TrainResult:
     """Train ``rbm`` in place on the rows of ``data`` (shape (n, n_visible), binary).
@@ -125,6 +126,11 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     weight_decay : L2 penalty on W, >= 0.
     validation : held-out rows; their mean free energy is recorded every epoch.
     binarize : None (data must be 0/1), "threshold" or "stochastic" for data in [0, 1].
+    probabilities : train on data in [0, 1] as they are (pixel intensities read as the
+        probabilities of the visible units): the positive phase uses them in place of binary
+        rows and CD chains start from them; the negative phase stays binary. Some published
+        recipes train so and test on binarized data. Default False: rows must be 0/1 (or
+        binarized by ``binarize``); with True, ``binarize`` must be None.
     monitor_size : rows of the fixed training subset used for the free-energy monitor, >= 1.
     damping : of the mf/tap fixed-point sweeps, in [0, 1).
     seed : int, torch.Generator or None (thermolearn.seeding): shuffling, chain initialisation
@@ -142,6 +148,11 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
         raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
     if binarize not in BINARIZE:
         raise ValueError(f"binarize: expected None, 'threshold' or 'stochastic', got {binarize!r}")
+    if not isinstance(probabilities, bool):
+        raise TypeError(f"probabilities: expected True or False, got {probabilities!r}")
+    if probabilities and binarize is not None:
+        raise ValueError(f"probabilities: training on probabilities uses the data as they are; "
+                         f"it cannot be combined with binarize={binarize!r}")
     if k is None:
         k = 3 if method in TAP_ORDER else 1
     k, batch_size = check_int(k, "k"), check_int(batch_size, "batch_size")
@@ -154,14 +165,14 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     momentum_at = _checked_schedule(momentum, "momentum", epochs, low=0.0, strict=False, high=1.0)
     seed = check_seed(seed)
     gen = as_generator(seed)
-    X = _prepare(data, "data", rbm, binarize, gen)
-    V = _prepare(validation, "validation", rbm, binarize, gen) if validation is not None else None
+    X = _prepare(data, "data", rbm, binarize, gen, probabilities)
+    V = _prepare(validation, "validation", rbm, binarize, gen, probabilities) if validation is not None else None
     n = X.shape[0]
     B = min(batch_size, n)
     settings = json_ready(dict(
         n_visible=rbm.n_visible, n_hidden=rbm.n_hidden, beta=rbm.beta,
         dtype=str(rbm.dtype).removeprefix("torch."), data=_digest(X) if checkpoint is not None else None,
-        n_data=n, binarize=binarize, method=method, k=k, batch_size=B, lr=describe(lr),
+        n_data=n, binarize=binarize, probabilities=probabilities, method=method, k=k, batch_size=B, lr=describe(lr),
         momentum=describe(momentum), weight_decay=weight_decay, damping=damping,
         monitor_size=monitor_size, seed=seed if isinstance(seed, int) else None))
     monitor = torch.randperm(n, generator=gen)[:min(monitor_size, n)]
@@ -416,12 +427,17 @@ def _monitor(rbm, Xm, V) -> dict:
     return rec
 
 
-def _prepare(data, name, rbm, how, gen):
+def _prepare(data, name, rbm, how, gen, probabilities=False):
     X = as_tensor(data, name, ndim=2).to(device=rbm.device, dtype=rbm.dtype)
     if X.shape[1] != rbm.n_visible:
         raise ValueError(f"{name}: expected {rbm.n_visible} columns (n_visible), got shape {tuple(X.shape)}")
     if X.shape[0] < 1:
         raise ValueError(f"{name}: no rows")
+    if probabilities:
+        lo, hi = float(X.min()), float(X.max())
+        if not (0.0 <= lo and hi <= 1.0):
+            raise ValueError(f"{name}: probabilities=True needs values in [0, 1], got [{lo:g}, {hi:g}]")
+        return X.contiguous()
     return _binarize(X, how, name, generator=gen if X.device.type == "cpu" else None).contiguous()
 
 

@@ -6,6 +6,8 @@ A parameter point names everything the run depends on:
                     "digits" (scikit-learn 8x8 digits, threshold-binarized, seed-0 split)
     hidden          number of hidden units
     method, k       trainer (cd, pcd, tap2, tap3) and its Gibbs / fixed-point sweeps per update
+    probabilities   optional, default False: train on the pixel intensities read as probabilities
+                    (the test set stays binarized)
     epochs, batch_size, lr
                     lr decaying linearly to 0 over the epochs, momentum 0.5, weight decay 1e-4
     ais_chains, ais_betas, raise_examples, raise_chains
@@ -24,15 +26,16 @@ import functools
 DATA_SEED = 0
 
 
-@functools.lru_cache(maxsize=2)
-def dataset(name: str):
-    """The named dataset, loaded once per process."""
+@functools.lru_cache(maxsize=4)
+def dataset(name: str, probabilities: bool = False):
+    """The named dataset, loaded once per process; with ``probabilities`` the pixel intensities
+    in [0, 1] instead of the binarized pixels (same split)."""
     from ...data import load_digits, load_mnist
 
     if name == "mnist":
-        return load_mnist(binarize="stochastic", seed=DATA_SEED)
+        return load_mnist(binarize=None if probabilities else "stochastic", seed=DATA_SEED)
     if name == "digits":
-        return load_digits(binarize="threshold", seed=DATA_SEED)
+        return load_digits(binarize=None if probabilities else "threshold", seed=DATA_SEED)
     raise ValueError(f"data: expected 'mnist' or 'digits', got {name!r}")
 
 
@@ -44,7 +47,9 @@ def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict
     ds = dataset(p["data"])
     rbm = RBM(ds.train.shape[1], p["hidden"], seed=p["seed"])
     rbm.visible_bias.copy_(base_rate_bias(ds.train))
-    result = train(rbm, ds.train, method=p["method"], k=p["k"], epochs=p["epochs"],
+    probabilities = bool(p.get("probabilities", False))
+    train_rows = dataset(p["data"], probabilities=True).train if probabilities else ds.train
+    result = train(rbm, train_rows, method=p["method"], k=p["k"], epochs=p["epochs"], probabilities=probabilities,
                  batch_size=p["batch_size"], lr=LinearDecay(p["lr"], p["epochs"]), momentum=0.5,
                  weight_decay=1e-4, validation=ds.test[:2000], seed=p["seed"], checkpoint=checkpoint,
                  progress=progress)
