@@ -196,17 +196,17 @@ def plot(records, fig) -> None:
         if g not in ovl:
             continue
         name = f"T = {t:g}"
-        ax.plot(*ovl[g], label=f"{name}, measured", **look[name])
+        ax.plot(*ovl[g], label=name, **look[name])
         ax.plot(*theory_curve(t, max(ovl[g][0])), color=look[name]["color"], ls="-", lw=1, alpha=0.6)
     ax.plot([], [], color="0.4", ls="-", lw=1, alpha=0.6,
-            label="replica-symmetric m(alpha, T), solved here (0: no retrieval state)")
-    ax.plot([ALPHA_C], [M_C], "k*", ms=10, ls="none", label=f"AGS: m = {M_C} at $\\alpha_c$ [unverified]")
+            label="RS theory m(alpha, T), solved here")
+    ax.plot([ALPHA_C], [M_C], "k*", ms=10, ls="none", label=f"AGS m = {M_C} [unverified]")
     ax.set_xlabel("load alpha = P / N")
     ax.set_ylabel("mean final overlap with the target")
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlim(*span)
     ax.set_title(f"N = {n_max}: overlap against theory")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="center right")
 
 
 _AGS85 = "Amit, Gutfreund & Sompolinsky (1985), Phys. Rev. Lett. 55, 1530 [unverified]"
