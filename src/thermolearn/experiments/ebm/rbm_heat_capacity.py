@@ -95,47 +95,54 @@ def _series(r) -> str:
     return f"{r['data']}, {r['hidden']} hidden, decay {r['weight_decay']:g}"
 
 
+def _mean_sd(values) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return m, sd
+
+
 def plot(records, fig) -> None:
-    """Left: C(beta) per unit for each series (data, hidden units, weight decay), the last epoch in
-    full colour and the earlier snapshots faded, the refined peak marked. Right: beta_eff (filled)
-    and beta of the peak of C (open) against the weight norm, one point per snapshot."""
+    """Left: C(beta) per unit of the last snapshot of each run, one colour, marker and line style
+    per series (data, hidden units, weight decay), one curve per seed, its refined peak marked.
+    Right: beta_eff (filled, solid) and the beta of the peak of C (open, dotted) against the weight
+    norm, one point per snapshot epoch (mean over seeds, error bars one sd)."""
     names = sorted({_series(r) for r in records})
     look = styles(names)
     ax = fig.add_subplot(1, 2, 1)
     for name in names:
-        rows = sorted((r for r in records if _series(r) == name), key=lambda r: (r["seed"], r["epoch"]))
-        last = max(r["epoch"] for r in rows)
-        for r in rows:
-            final = r["epoch"] == last
-            c = [x / r["n_units"] for x in r["heat_capacity"]]
-            st = look[name]
-            ax.plot(r["betas"], c, color=st["color"], linestyle=st["linestyle"], lw=1.6 if final else 0.8,
-                    marker=st["marker"], ms=3 if final else 2, alpha=1.0 if final else 0.35,
-                    label=f"{name} (epoch {last})" if final and r["seed"] == rows[0]["seed"] else None)
-            ax.plot([r["beta_peak"]], [r["heat_capacity_peak_per_unit"]], marker=st["marker"], color=st["color"],
-                    ls="none", alpha=1.0 if final else 0.35, ms=7 if final else 4)
+        rows = [r for r in records if _series(r) == name]
+        st = look[name]
+        seeds = sorted({r["seed"] for r in rows})
+        for seed in seeds:
+            r = max((r for r in rows if r["seed"] == seed), key=lambda r: r["epoch"])
+            ax.plot(r["betas"], [x / r["n_units"] for x in r["heat_capacity"]], color=st["color"],
+                    linestyle=st["linestyle"], marker=st["marker"], ms=3, lw=1.2,
+                    label=f"{name} (epoch {r['epoch']}, {len(seeds)} seed{'s' * (len(seeds) > 1)})"
+                    if seed == seeds[0] else None)
+            ax.plot([r["beta_peak"]], [r["heat_capacity_peak_per_unit"]], marker=st["marker"], ms=9,
+                    color=st["color"], mec="k", ls="none")
     ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(axis_label("inverse temperature beta"))
     ax.set_ylabel(axis_label("heat capacity per unit C / (n_v + n_h)", "k_B"))
-    ax.set_title("C(beta); faded: earlier epochs; markers: peaks")
+    ax.set_title("C(beta) of the trained models (large markers: peaks)", fontsize=10)
     ax.legend(fontsize=7)
 
     ax = fig.add_subplot(1, 2, 2)
     for name in names:
-        rows = sorted((r for r in records if _series(r) == name), key=lambda r: (r["seed"], r["epoch"]))
+        rows = [r for r in records if _series(r) == name]
         st = look[name]
-        for seed in sorted({r["seed"] for r in rows}):
-            rs = [r for r in rows if r["seed"] == seed]
-            x = [r["weight_norm"] for r in rs]
-            first = seed == rows[0]["seed"]
-            ax.plot(x, [r["beta_eff"] for r in rs], color=st["color"], marker=st["marker"],
-                    linestyle=st["linestyle"], label=f"{name}: beta_eff" if first else None)
-            ax.plot(x, [r["beta_peak"] for r in rs], color=st["color"], marker=st["marker"], mfc="none",
-                    linestyle=":", lw=0.8, label=f"{name}: peak of C" if first else None)
+        epochs = sorted({r["epoch"] for r in rows})
+        stats = {key: [_mean_sd([r[key] for r in rows if r["epoch"] == e]) for e in epochs]
+                 for key in ("weight_norm", "beta_eff", "beta_peak")}
+        x = [m for m, _ in stats["weight_norm"]]
+        for key, fill, ls, what in (("beta_eff", st["color"], "-", "beta_eff"),
+                                    ("beta_peak", "none", ":", "peak of C")):
+            ax.errorbar(x, [m for m, _ in stats[key]], yerr=[sd for _, sd in stats[key]], color=st["color"],
+                        marker=st["marker"], mfc=fill, linestyle=ls, lw=1.0, capsize=2, label=f"{name}: {what}")
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
-    ax.set_xlabel(axis_label("weight norm ||W||_F"))
+    ax.set_xlabel(axis_label("weight norm ||W||_F (one point per snapshot epoch)"))
     ax.set_ylabel(axis_label("inverse temperature beta"))
-    ax.set_title("beta_eff = argmax test log-lik. (filled); peak of C (open)")
+    ax.set_title("filled: beta_eff = argmax test log-lik.; open: peak of C", fontsize=10)
     ax.legend(fontsize=6)
 
 
