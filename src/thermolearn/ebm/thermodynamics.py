@@ -33,9 +33,10 @@ averages over the final states v_i of the chains with weights w_i, using the clo
 conditional moments of E given v (the hidden units are independent given v):
 U = sum_i w~_i m_i and Var E = sum_i w~_i (s_i^2 + (m_i - U)^2), with w~ the normalised weights.
 Their standard errors are the delta-method ones of a self-normalised estimator,
-sqrt(sum_i w~_i^2 g_i^2) with g_i the influence of chain i (m_i - U for U,
-s_i^2 + (m_i - U)^2 - Var E for Var E, beta (m_i - U) + n w~_i - 1 for S). With few chains or a
-short ladder the weights degenerate and these errors are themselves unreliable.
+sqrt(sum_i g_i^2) with g_i the influence of chain i: w~_i (m_i - U) for U,
+w~_i (s_i^2 + (m_i - U)^2 - Var E) for Var E, and beta w~_i (m_i - U) + w~_i - 1/n for S (the
+last term is that of log Z-hat, whose own error is AIS's std(w) / mean(w) / sqrt(n)). With few
+chains or a short ladder the weights degenerate and these errors are themselves unreliable.
 
 Everything is returned as float64 CPU tensors, like the rest of :mod:`thermolearn.ebm`.
 
@@ -188,10 +189,10 @@ def _ais_point(rbm, beta: float, n_chains, n_betas, base_visible_bias, generator
     n = q.numel()
     mu = (q * m).sum()
     var = (q * (yv + (m - mu) ** 2)).sum()
-    se = lambda g: float(torch.sqrt((q * q * g * g).sum()))   # noqa: E731
+    se = lambda influence: float(torch.sqrt((influence * influence).sum()))   # noqa: E731
     entropy = beta * float(mu) + res.log_z
-    return (res.log_z, float(mu), float(var), entropy, res.stderr, se(m - mu),
-            se(yv + (m - mu) ** 2 - var), se(beta * (m - mu) + n * q - 1.0))
+    return (res.log_z, float(mu), float(var), entropy, res.stderr, se(q * (m - mu)),
+            se(q * (yv + (m - mu) ** 2 - var)), se(beta * q * (m - mu) + q - 1.0 / n))
 
 
 def thermodynamics(rbm, betas, method: str = "exact", *, n_chains: int = 100, n_betas=1000,
