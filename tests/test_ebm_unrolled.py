@@ -138,3 +138,25 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="^v"):
         rbm.as_mlp(1)(torch.zeros(3, 11))
     assert "steps=1" in repr(rbm.as_mlp(1)) and "tied=True" in repr(rbm.as_mlp(1))
+
+
+def test_mf_as_mlp_experiment_points():
+    """The registered experiment: tied and untied runs are paired, identical at steps = 0."""
+    import json
+
+    from thermolearn.experiments.ebm import mf_as_mlp
+    from thermolearn.experiments.registry import get
+
+    exp = get("mf-as-mlp")
+    assert exp is mf_as_mlp.EXPERIMENT and len(exp.points(quick=True)) == 4 * 2 * 3
+    small = {"data": "digits", "hidden": 8, "rbm_epochs": 1, "rbm_lr": 0.05, "epochs": 1, "batch_size": 200,
+             "lr": 1e-2, "seed": 0}
+    recs = {(s, w): mf_as_mlp.run({**small, "steps": s, "weights": w})[0] for s in (0, 1) for w in ("tied", "untied")}
+    assert json.loads(json.dumps(recs[1, "untied"])) == recs[1, "untied"]
+    for key in ("test_error_percent", "test_loss", "train_error_percent", "train_loss"):
+        assert recs[0, "tied"][key] == pytest.approx(recs[0, "untied"][key], abs=1e-5), key
+        assert 0 <= recs[1, "tied"][key] < 100
+    # steps = 0: the tied network keeps its (unused) visible bias, the untied one has none
+    assert recs[0, "tied"]["parameters"] == recs[0, "untied"]["parameters"] + 64 == 64 * 8 + 64 + 8 + 8 * 10 + 10
+    assert recs[1, "untied"]["parameters"] == 3 * 64 * 8 + 64 + 2 * 8 + 90
+    assert recs[1, "tied"]["test_loss"] != recs[1, "untied"]["test_loss"]
