@@ -122,10 +122,13 @@ def plot(records, fig) -> None:
             ax.plot([r["beta_peak"]], [r["heat_capacity_peak_per_unit"]], marker=st["marker"], ms=9,
                     color=st["color"], mec="k", ls="none")
     ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    top = max(r["heat_capacity_peak_per_unit"] for r in records)
+    ax.set_ylim(top=top * 12)                             # room for the legend above the curves
     ax.set_xlabel(axis_label("inverse temperature beta"))
     ax.set_ylabel(axis_label("heat capacity per unit C / (n_v + n_h)", "k_B"))
-    ax.set_title("C(beta) of the trained models (large markers: peaks)", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_title("C(beta) at the last epoch\n(large markers: peaks, refined between grid points)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
 
     ax = fig.add_subplot(1, 2, 2)
     for name in names:
@@ -135,14 +138,15 @@ def plot(records, fig) -> None:
         stats = {key: [_mean_sd([r[key] for r in rows if r["epoch"] == e]) for e in epochs]
                  for key in ("weight_norm", "beta_eff", "beta_peak")}
         x = [m for m, _ in stats["weight_norm"]]
-        for key, fill, ls, what in (("beta_eff", st["color"], "-", "beta_eff"),
-                                    ("beta_peak", "none", ":", "peak of C")):
+        for key, fill, ls in (("beta_eff", st["color"], "-"), ("beta_peak", "none", ":")):
             ax.errorbar(x, [m for m, _ in stats[key]], yerr=[sd for _, sd in stats[key]], color=st["color"],
-                        marker=st["marker"], mfc=fill, linestyle=ls, lw=1.0, capsize=2, label=f"{name}: {what}")
+                        marker=st["marker"], mfc=fill, linestyle=ls, lw=1.0, capsize=2,
+                        label=name if key == "beta_eff" else None)
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    ax.set_xscale("log")
     ax.set_xlabel(axis_label("weight norm ||W||_F (one point per snapshot epoch)"))
     ax.set_ylabel(axis_label("inverse temperature beta"))
-    ax.set_title("filled: beta_eff = argmax test log-lik.; open: peak of C", fontsize=10)
+    ax.set_title("beta_eff = argmax test log-lik. (filled, solid)\nbeta of the peak of C (open, dotted)", fontsize=9)
     ax.legend(fontsize=6)
 
 
