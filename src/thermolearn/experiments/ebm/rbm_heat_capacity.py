@@ -142,7 +142,8 @@ def plot(records, fig) -> None:
                  for key in ("weight_norm", "beta_eff", "beta_peak")}
         x = [m for m, _ in stats["weight_norm"]]
         for key, fill, ls in (("beta_eff", st["color"], "-"), ("beta_peak", "none", ":")):
-            ax.errorbar(x, [m for m, _ in stats[key]], yerr=[sd for _, sd in stats[key]], color=st["color"],
+            sds = [sd for _, sd in stats[key]]
+            ax.errorbar(x, [m for m, _ in stats[key]], yerr=sds if any(sds) else None, color=st["color"],
                         marker=st["marker"], mfc=fill, linestyle=ls, lw=1.0, capsize=2,
                         label=name if key == "beta_eff" else None)
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
