@@ -50,7 +50,7 @@ QUICK_GRID = {"data": ["digits"], "hidden": [8], "epochs": [10], "record_every":
 
 def _snapshot(rbm, epoch: int, ds, betas) -> dict:
     from ...ebm.exact import exact_log_partition
-    from ...ebm.thermodynamics import effective_beta, heat_capacity_peak
+    from ...ebm.thermo import effective_beta, heat_capacity_peak
 
     n_units = rbm.n_visible + rbm.n_hidden
     peak = heat_capacity_peak(rbm, betas, tol=1e-4)

@@ -1,4 +1,4 @@
-"""thermolearn.ebm.thermodynamics: exact moments against brute force over every joint state,
+"""thermolearn.ebm.thermo: exact moments against brute force over every joint state,
 finite differences of log Z in beta, AIS against exact within its error bars, the peak of C and
 the effective beta against dense grids, and input errors."""
 
@@ -9,7 +9,7 @@ import torch
 
 from thermolearn.ebm import RBM, Thermodynamics, thermodynamics
 from thermolearn.ebm.exact import all_states, exact_log_partition
-from thermolearn.ebm.thermodynamics import effective_beta, heat_capacity_peak
+from thermolearn.ebm.thermo import effective_beta, heat_capacity_peak
 
 
 def _rbm(n_v, n_h, scale=1.0, seed=0):

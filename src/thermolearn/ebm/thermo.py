@@ -49,9 +49,7 @@ its derivative <E>_beta - <E(v, h)>_{data, p_beta(h|v)}).
 from __future__ import annotations
 
 import math
-import sys
 import time
-import types
 from dataclasses import dataclass
 
 import torch
@@ -417,15 +415,3 @@ def effective_beta(rbm, data, betas, tol: float = 1e-8, max_iter: int = 50,
 
 __all__ = ["Thermodynamics", "thermodynamics", "HeatCapacityPeak", "heat_capacity_peak", "EffectiveBeta",
            "effective_beta", "METHODS"]
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`thermodynamics`. The package exports the function under the
-    module's own name, and importing the module sets ``thermolearn.ebm.thermodynamics`` to the
-    module; calling it then still computes the thermodynamics."""
-
-    def __call__(self, *args, **kwargs) -> Thermodynamics:
-        return thermodynamics(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
