@@ -23,7 +23,7 @@ _WHERE = {
     "thermodynamics": "thermo", "Thermodynamics": "thermo", "heat_capacity_peak": "thermo",
     "HeatCapacityPeak": "thermo", "effective_beta": "thermo", "EffectiveBeta": "thermo",
     "effective_couplings": "effective", "EffectiveCouplings": "effective",
-    "DiscriminativeRBM": "drbm",
+    "DiscriminativeRBM": "drbm", "ClassRBM": "drbm", "train_class_rbm": "drbm", "ClassRBMTrainResult": "drbm",
     "Hopfield": "hopfield", "GaussianHiddenRBM": "hopfield", "RetrievalResult": "hopfield",
     "rs_retrieval": "hopfield", "rs_capacity": "hopfield",
     "DBN": "dbn",
