@@ -19,7 +19,17 @@ from thermolearn.binary import local_energy as binary_local_energy
 from thermolearn.data import load_digits
 from thermolearn.deep import EntropySGD, Replicated
 from thermolearn.deep import local_energy as deep_local_energy
-from thermolearn.ebm import RBM, ais_log_partition, raise_log_likelihood, tap_free_energy, train
+from thermolearn.ebm import (
+    RBM,
+    ClassRBM,
+    Hopfield,
+    ais_log_partition,
+    raise_log_likelihood,
+    tap_free_energy,
+    thermodynamics,
+    train,
+    train_class_rbm,
+)
 
 
 @functools.cache
@@ -99,6 +109,21 @@ def _deep_flatness(seed):
     return deep_local_energy(net, F.cross_entropy, (x, t), sigmas=[0.1, 0.3], draws=4, seed=seed).values
 
 
+def _class_rbm(seed):
+    x, y = _digits().train[:60], _digits().train_labels[:60]
+    model = ClassRBM(64, 10, 8, seed=0)
+    train_class_rbm(model, x, y, objective="hybrid", epochs=1, batch_size=10, lr=0.05, seed=seed)
+    return model.W
+
+
+def _hopfield(seed, finite_temperature=False):
+    net = Hopfield.random(60, 12, seed=0)       # alpha 0.2, far starts: the update order decides
+    starts, targets = net.pattern_starts(flip_fraction=0.45, seed=1)
+    if finite_temperature:
+        return net.glauber(starts, beta=2.0, sweeps=3, target=targets, seed=seed).states
+    return net.retrieve(starts, targets, seed=seed).states
+
+
 CASES = {
     "random_patterns": lambda s: random_patterns(21, 0.4, seed=s),
     "teacher_student": lambda s: teacher_student(21, 0.4, seed=s),
@@ -115,6 +140,11 @@ CASES = {
     "raise_log_likelihood": lambda s: raise_log_likelihood(_tiny_rbm(), _rbm_data()[:4], n_chains=2,
                                                            n_betas=20, seed=s).log_likelihood,
     "tap_free_energy": lambda s: tap_free_energy(_tiny_rbm(), order=2, seed=s).free_energy,
+    "thermodynamics(ais)": lambda s: thermodynamics(_tiny_rbm(), [0.5, 1.0], method="ais", n_chains=4,
+                                                    n_betas=30, seed=s).log_z,
+    "train_class_rbm": _class_rbm,
+    "Hopfield.retrieve": _hopfield,
+    "Hopfield.glauber": functools.partial(_hopfield, finite_temperature=True),
     "Replicated": _replicated,
     "EntropySGD": _entropy_sgd,
     "deep.local_energy": _deep_flatness,
