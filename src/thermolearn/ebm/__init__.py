@@ -26,7 +26,7 @@ _WHERE = {
     "DiscriminativeRBM": "drbm", "ClassRBM": "drbm", "train_class_rbm": "drbm", "ClassRBMTrainResult": "drbm",
     "Hopfield": "hopfield", "GaussianHiddenRBM": "hopfield", "RetrievalResult": "hopfield",
     "rs_retrieval": "hopfield", "rs_capacity": "hopfield",
-    "DBN": "dbn",
+    "DBN": "dbn", "DBNBound": "dbn", "DBNFitResult": "dbn", "LayerFreeEnergies": "dbn",
     "MeanFieldMLP": "unrolled",
 }
 
