@@ -93,6 +93,17 @@ def test_lr_decay_cannot_be_resumed_with_more_epochs(tmp_path):
     assert load_tensors(out)[1]["epochs"] == 2
 
 
+def test_training_on_probabilities_is_a_checkpointed_option(tmp_path):
+    out = tmp_path / "p.rbm"
+    r = runner.invoke(app, train_args(out, 2, "--probabilities"))
+    assert r.exit_code == 0, r.output
+    meta = load_tensors(out)[1]
+    assert meta["probabilities"] is True and meta["settings"]["probabilities"] is True
+    r = runner.invoke(app, train_args(out, 3))              # resuming without it: another trajectory
+    assert r.exit_code == 2 and "error: --probabilities: " in r.output and "Traceback" not in r.output
+    assert load_tensors(out)[1]["epochs"] == 2
+
+
 # -- bad inputs: exit code 2, one line naming the option, no traceback, nothing written ---------
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ OPTIONS = {"lr": "--lr", "momentum": "--momentum", "epochs": "--epochs", "batch_
            "k": "--k", "weight_decay": "--weight-decay", "beta": "--beta", "n_hidden": "--hidden",
            "n_visible": "--data", "data": "--data", "n_data": "--data", "binarize": "--binarize",
            "method": "--method", "seed": "--seed", "dtype": "--float64", "validation": "--data",
-           "monitor_size": "--data", "damping": "--method"}
+           "monitor_size": "--data", "damping": "--method", "probabilities": "--probabilities"}
 BINARIZE = ("auto", "stochastic", "threshold", "none")
 
 
@@ -78,6 +78,9 @@ def rbm_train(
     weight_decay: float = typer.Option(DEFAULTS["weight_decay"], help="L2 penalty on the weights, >= 0."),
     beta: float = typer.Option(1.0, help="Inverse temperature of the model, > 0."),
     binarize: str = typer.Option("auto", help="auto (dataset default), stochastic, threshold, none."),
+    probabilities: bool = typer.Option(False, help="Train on the pixel intensities in [0, 1] read as "
+                                                  "probabilities; the held-out data stay binarized "
+                                                  "(--binarize)."),
     seed: int = typer.Option(0, help="Seed of the data binarization, initialisation and sampling."),
     resume: bool = typer.Option(True, help="Continue OUT.ckpt (or the interrupted OUT.ckpt.part) when "
                                           "it exists and its settings match; --no-resume starts over."),
@@ -106,14 +109,16 @@ def rbm_train(
         fail(f"--momentum: expected a number in [0, 1), got {momentum!r}")
     _check(check_seed, "--seed", seed)
     ds = _load(data, binarize, seed)
-    _train(out, ckpt, ds, data=data, hidden=hidden, method=method, k=k, epochs=epochs,
+    rows = _load(data, "none", seed).train if probabilities else None
+    _train(out, ckpt, ds, rows, data=data, hidden=hidden, method=method, k=k, epochs=epochs,
            batch_size=batch_size, lr=lr, lr_decay=lr_decay, momentum=momentum,
            weight_decay=weight_decay, beta=beta, binarize=binarize, seed=seed, resume=resume,
            double=double)
 
 
-def _train(out, ckpt, ds, *, data, hidden, method, k, epochs, batch_size, lr, lr_decay, momentum,
+def _train(out, ckpt, ds, rows, *, data, hidden, method, k, epochs, batch_size, lr, lr_decay, momentum,
            weight_decay, beta, binarize, seed, resume, double):
+    """``rows``: the training rows as probabilities (--probabilities), else None (ds.train)."""
     import torch
 
     from ..ebm import RBM, base_rate_bias, train
@@ -127,7 +132,8 @@ def _train(out, ckpt, ds, *, data, hidden, method, k, epochs, batch_size, lr, lr
     console.print(f"training {rbm} on {ds.name} ({ds.train.shape[0]} rows) by {method}")
     validation = ds.test.to(dtype) if ds.test is not None else None
     try:
-        result = train(rbm, ds.train.to(dtype), method=method, k=k, epochs=epochs,
+        result = train(rbm, (ds.train if rows is None else rows).to(dtype), method=method, k=k, epochs=epochs,
+                       probabilities=rows is not None,
                        batch_size=batch_size, lr=schedule, momentum=momentum,
                        weight_decay=weight_decay, validation=validation, seed=seed,
                        checkpoint=ckpt, resume=resume, progress=True)
@@ -139,7 +145,8 @@ def _train(out, ckpt, ds, *, data, hidden, method, k, epochs, batch_size, lr, lr
         fail(f"--out: {exc}; pass --no-resume to start over")
     except ValueError as exc:
         option_error(exc, OPTIONS, "--data")
-    rbm.save(out, extra={"data": data, "binarize": binarize, "seed": seed, "method": method,
+    rbm.save(out, extra={"data": data, "binarize": binarize, "probabilities": rows is not None, "seed": seed,
+                         "method": method,
                          "k": result.settings["k"], "epochs": result.steps,
                          "settings": result.settings, "history": result.history})
     last = result.last
