@@ -19,20 +19,10 @@ E[log Z-hat] <= log Z (Jensen): AIS tends to under-estimate log Z and over-estim
 
 Implementation: per temperature exactly two matrix products in the model's dtype. x = b + v W'
 (with the extra column (a' - a_A).v folded into the product) gives both the weight increment
-between t_{k-1} and t_k and the hidden drive of the sweep at t_k; the product h W'^T (its bias
-a_A + t (a' - a_A) a vector per temperature) gives the visible drive. The softplus part of the
-increment is computed from the sweep's own hidden probabilities p = sigmoid(t_k x) by the exact
-identity
-
-    softplus(t_{k-1} x) - softplus(t_k x) = log1p(p expm1(-(t_k - t_{k-1}) x)),
-
-which has no cancellation (the increment comes out to the relative precision of the model dtype,
-about 1e-7 of an increment of order (t_k - t_{k-1}) |x|, where subtracting two float32 softplus
-values of order |x| would lose everything); steps with (t_k - t_{k-1}) max|x| > 1 (coarse
-ladders) subtract the two softplus terms in float64 instead. The increments are summed over the
-hidden units and accumulated into the log weights in float64. Bernoulli draws of float32 models
-on the CPU come from the library's parallel xorshift128+ sampler, seeded from ``seed``. All
-buffers are allocated once.
+between t_{k-1} and t_k and the hidden drive of the sweep at t_k; the product h W'^T (with an
+extra row a' - a_A against a constant-1 hidden unit) gives the visible drive. The softplus terms
+are evaluated on x converted to float64 (the increments are differences of nearly equal numbers)
+and the log weights are accumulated in float64. All buffers are allocated once.
 """
 
 from __future__ import annotations
@@ -169,17 +159,9 @@ class _Path:
     """Buffers and kernels of the S&M08 annealing path for ``n`` parallel chains.
 
     State: ``v`` (n, n_v), model dtype. After :meth:`drive`, ``x`` holds [b' + v W', (a' - a_A).v]
-    in the model dtype; ``xh`` and ``xd`` are views of its two parts. :meth:`hidden_drive` puts
-    the hidden probabilities sigmoid(t x) of the sweep at t in ``hp``; :meth:`softplus_change`
-    then gives sum_j softplus(s x_j) - softplus(t x_j) for another s from them (see there);
-    :meth:`sweep` samples h ~ hp and v ~ p_t(v | h). Bernoulli draws of float32 CPU models come
-    from the library's parallel xorshift128+ sampler (thermolearn._random), seeded from the
-    generator; other dtypes and devices compare torch uniforms with the probabilities.
+    in the model dtype; ``xh`` and ``xd`` are views of its two parts. Mixed-dtype operations with
+    float64 tensors upcast ``x`` exactly before any arithmetic.
     """
-
-    # softplus_change uses log1p(sigmoid(t x) expm1((s - t) x)) while |s - t| max|x| <= this bound
-    # (the argument of log1p then lies in [-0.64, 1.72], where it is well conditioned)
-    FAST_STEP = 1.0
 
     def __init__(self, rbm, base_bias64: torch.Tensor, betas: torch.Tensor, n: int, generator):
         W, a, b = rbm.scaled_parameters(torch.float64)
@@ -190,82 +172,53 @@ class _Path:
         d = a - base_bias64                                       # a' - a_A
         self.W_aug = torch.cat([W, d[:, None]], 1).to(dt).contiguous()             # (n_v, n_h+1)
         self.b_aug = torch.cat([b, b.new_zeros(1)]).to(dt)                         # (n_h+1,)
-        self.WT = W.T.to(dt).contiguous()                                          # (n_h, n_v)
-        self.a_base, self.d = base_bias64.to(dt), d.to(dt)
+        self.WT_aug = torch.cat([W.T, d[None, :]], 0).to(dt).contiguous()          # (n_h+1, n_v)
+        self.a_base = base_bias64.to(dt)
         self.log_z_base = float(softplus(base_bias64).sum()) + n_h * LOG2
-        # a bound on |b' + v W'| over v in {0, 1}^n_v: when to use the fast softplus difference
-        self.x_bound = float((b.abs() + W.abs().sum(0)).max()) if n_h else 0.0
+        # [t_{i+1}, t_i] for i = 0..K-1 as float64 (2, 1, 1) tensors
+        pairs = torch.stack([betas[1:], betas[:-1]], 1).to(dev).view(-1, 2, 1, 1)
+        self.pairs = list(pairs.unbind(0))
         self.t = betas.tolist()
         kw = dict(dtype=dt, device=dev)
         self.v = torch.empty(n, n_v, **kw)
         self.x = torch.empty(n, n_h + 1, **kw)
         self.xh, self.xd = self.x[:, :n_h], self.x[:, n_h]
+        self.z = torch.empty(2, n, n_h, dtype=torch.float64, device=dev)
+        self.s = torch.empty(2, n, dtype=torch.float64, device=dev)
+        self.s_hi, self.s_lo = self.s[0], self.s[1]
         self.hp = torch.empty(n, n_h, **kw)
-        self.q = torch.empty(n, n_h, **kw)
-        self.h = torch.empty(n, n_h, **kw)
+        self.h_aug = torch.ones(n, n_h + 1, **kw)                 # last column stays 1
+        self.h = self.h_aug[:, :n_h]
         self.y = torch.empty(n, n_v, **kw)
-        self.bias_v = torch.empty(n_v, **kw)
-        self.s = torch.empty(n, dtype=torch.float64, device=dev)
-        self.z = None                                                   # float64 (2, n, n_h), on demand
-        self.sampler = None
-        if dt == torch.float32 and dev.type == "cpu":
-            from .._random import BernoulliSampler
-
-            self.sampler = BernoulliSampler(generator, dev)
-        else:
-            self.r = torch.empty(n, n_h + n_v, **kw)             # uniforms of one sweep
-            self.rh, self.rv = self.r[:, :n_h], self.r[:, n_h:]
-
-    def _bernoulli(self, out: torch.Tensor, p: torch.Tensor, r: torch.Tensor):
-        if self.sampler is not None:
-            self.sampler.sample_(out, p)
-        else:
-            r.uniform_(generator=self.g)
-            torch.lt(r, p, out=out)
+        self.r = torch.empty(n, n_h + n_v, **kw)                  # uniforms of one sweep
+        self.rh, self.rv = self.r[:, :n_h], self.r[:, n_h:]
 
     def sample_base(self):
         """v ~ p_0: independent Bernoulli(sigmoid(a_A)) units."""
-        p = torch.sigmoid(self.a_base).expand(self.n, self.n_v).contiguous()
-        self._bernoulli(self.v, p, None if self.sampler is not None else self.rv)
+        p = torch.sigmoid(self.a_base).expand(self.n, self.n_v)
+        self.r.uniform_(generator=self.g)
+        torch.lt(self.rv, p, out=self.v)
 
     def drive(self):
         """x = [b' + v W', (a' - a_A).v]: one matrix product."""
         torch.addmm(self.b_aug, self.v, self.W_aug, out=self.x)
 
-    def hidden_drive(self, t: float):
-        """hp = sigmoid(t x), the hidden probabilities at t (needs :meth:`drive` first)."""
-        torch.mul(self.xh, t, out=self.hp)
-        self.hp.sigmoid_()
-
-    def softplus_change(self, t: float, s: float) -> torch.Tensor:
-        """sum_j softplus(s x_j) - softplus(t x_j) per chain, float64 (n,), with hp at t.
-
-        The exact identity softplus(s u) - softplus(t u) = log1p(sigmoid(t u) expm1((s - t) u))
-        gives the difference directly, to the relative precision of the model dtype, without the
-        cancellation of two large softplus values; it is used while |s - t| max|x| <= FAST_STEP
-        (every step of the S&M08 ladder on ordinary models). Larger steps subtract the two
-        softplus terms evaluated in float64.
-        """
-        if abs(s - t) * self.x_bound <= self.FAST_STEP:
-            torch.mul(self.xh, s - t, out=self.q)
-            self.q.expm1_().mul_(self.hp).log1p_()
-            return torch.sum(self.q, dim=1, dtype=torch.float64, out=self.s)
-        if self.z is None:
-            self.z = torch.empty(2, self.n, self.n_h, dtype=torch.float64, device=self.x.device)
-        pair = torch.tensor([s, t], dtype=torch.float64, device=self.x.device).view(2, 1, 1)
-        torch.mul(self.xh, pair, out=self.z)                    # x upcast to float64 first
+    def pair_softplus(self, i: int):
+        """s_hi, s_lo = sum_j softplus(t_{i+1} x_j), sum_j softplus(t_i x_j), in float64."""
+        torch.mul(self.xh, self.pairs[i], out=self.z)            # x upcast to float64 first
         torch._C._nn.softplus(self.z, 1.0, _SOFTPLUS_THRESHOLD, out=self.z)
-        zs = self.z.sum(2)
-        return torch.sub(zs[0], zs[1], out=self.s)
+        torch.sum(self.z, dim=2, out=self.s)
 
     def sweep(self, t: float):
-        """One Gibbs sweep at t from the current v (needs :meth:`hidden_drive` at t): v <- v'."""
-        self._bernoulli(self.h, self.hp, None if self.sampler is not None else self.rh)
-        # (1 - t) a_A + t (a' + W' h) = (a_A + t (a' - a_A)) + t h W'^T
-        torch.add(self.a_base, self.d, alpha=t, out=self.bias_v)
-        torch.addmm(self.bias_v, self.h, self.WT, alpha=t, out=self.y)
+        """One Gibbs sweep at t from the current v (needs :meth:`drive` first): v <- v'."""
+        torch.mul(self.xh, t, out=self.hp)
+        self.hp.sigmoid_()
+        self.r.uniform_(generator=self.g)
+        torch.lt(self.rh, self.hp, out=self.h)
+        # (1 - t) a_A + t (a' + W' h) = a_A + t (W' h + (a' - a_A) * 1)
+        torch.addmm(self.a_base, self.h_aug, self.WT_aug, alpha=t, out=self.y)
         self.y.sigmoid_()
-        self._bernoulli(self.v, self.y, None if self.sampler is not None else self.rv)
+        torch.lt(self.rv, self.y, out=self.v)
 
 
 def _progress_bar(progress: bool, total: int, desc: str):
@@ -311,10 +264,10 @@ def ais_log_partition(rbm, n_chains: int = 100, n_betas="sm08", base_visible_bia
         for k in range(1, K + 1):
             # weight: log f_k(v) - log f_{k-1}(v) at the state v ~ T_{k-1}(...)
             path.drive()
-            path.hidden_drive(tl[k])      # the sweep's hidden probabilities at t_k, from this x
-            lw.sub_(path.softplus_change(tl[k], tl[k - 1])).add_(path.xd, alpha=tl[k] - tl[k - 1])
+            path.pair_softplus(k - 1)
+            lw.add_(path.s_hi).sub_(path.s_lo).add_(path.xd, alpha=tl[k] - tl[k - 1])
             if k < K:
-                path.sweep(tl[k])
+                path.sweep(tl[k])         # hidden drive t_k x reuses this x
             if bar is not None and (k % _PROGRESS_EVERY == 0 or k == K):
                 bar.update(k - bar.n)
         log_z, stderr, lower, upper = _summarise(lw, path.log_z_base)

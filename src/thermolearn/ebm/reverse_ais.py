@@ -40,9 +40,8 @@ exact p_ann = p_0 T_1 ... T_K of a small model in the test suite.)
 
 Implementation: like forward AIS, exactly two matrix products per temperature. The product
 x = b' + v W' of the state x_k (for k < K) gives both the weight term
-log f_k(x_k) - log f_{k+1}(x_k) and the hidden drive of T_k (the softplus difference comes from
-T_k's hidden probabilities by the identity of :mod:`thermolearn.ebm.ais`, without cancellation);
-the product h W'^T gives the visible drive. Data rows are processed in batches of ``batch_size`` rows times ``n_chains``
+log f_k(x_k) - log f_{k+1}(x_k) and the hidden drive of T_k; the product h W'^T gives the
+visible drive. Data rows are processed in batches of ``batch_size`` rows times ``n_chains``
 chains.
 """
 
@@ -150,13 +149,12 @@ def _raise_batch(path: _Path, rows: torch.Tensor, n_chains: int, K: int, bar, do
     lw = path.v.to(torch.float64) @ path.a_base64
     lw += path.xd
     lw += softplus(path.xh.to(torch.float64)).sum(1)
-    path.hidden_drive(tl[K])
     path.sweep(tl[K])                                 # x_{K-1} ~ T_K(. | v)
     for k in range(K - 1, -1, -1):
         # state x_k: add log f_k(x_k) - log f_{k+1}(x_k)
         path.drive()
-        path.hidden_drive(tl[k])                      # hidden probabilities of T_k at x_k
-        lw.sub_(path.softplus_change(tl[k], tl[k + 1])).sub_(path.xd, alpha=tl[k + 1] - tl[k])
+        path.pair_softplus(k)                         # s_hi at t_{k+1}, s_lo at t_k
+        lw.sub_(path.s_hi).add_(path.s_lo).sub_(path.xd, alpha=tl[k + 1] - tl[k])
         if k >= 1:
             path.sweep(tl[k])                         # x_{k-1} ~ T_k(. | x_k)
         step = K - k
