@@ -259,7 +259,8 @@ def test_report_png_html_markdown_with_sources(tmp_path):
                  "-86.34", "Salakhutdinov &amp; Murray (2008)", "[unverified", "-165 to -150", "unregistered"):
         assert text in html, text
     for text in ("Doe & Roe (1999), eq. 7", "![t-report](t-report.png)", "| x | kind | value | seeds |",
-                 "| CD25, 500 hidden units", "-87.00", "k=3): the full variant measures it: run without --quick", "-160.50 ± 0.71 (n=2)"):
+                 "| CD25, 500 hidden units", "-87.00", "k=3): the full variant measures it: run without --quick",
+                 "-160.50 ± 0.71 (n=2)"):
         assert text in md, text
 
 
