@@ -3,7 +3,8 @@
     python benchmarks/tap_vs_pcd.py [--epochs 10] [--hidden 500] [--runs pcd:0.01,0.05 tap2:0.1,0.5]
                                     [--data mnist|digits] [--batch-size 100] [--out runs/tap_vs_pcd.jsonl]
 
-Every run: an RBM (visible biases at the logit of the pixel means, W ~ N(0, 0.01^2)) trained on
+Every run: an RBM (visible biases at the logit of the pixel means, W ~ N(0, 0.01^2), or the
+standard deviation ``--init-std``) trained on
 MNIST (Salakhutdinov & Murray 2008 stochastic binarization, seed 0) for ``--epochs`` epochs,
 batch 100, momentum 0.5, weight decay 1e-4, a constant learning rate (the mean gradient over
 the batch times lr; the authors of TAP training quote a rate per example, which is lr / 100
@@ -38,7 +39,7 @@ def parse_runs(specs):
     return runs
 
 
-def one_run(method, lr, epochs, hidden, data="mnist", batch_size=100, seed=0):
+def one_run(method, lr, epochs, hidden, data="mnist", batch_size=100, init_std=0.01, seed=0):
     import torch
 
     from thermolearn.data import load_digits, load_mnist
@@ -48,9 +49,11 @@ def one_run(method, lr, epochs, hidden, data="mnist", batch_size=100, seed=0):
     ds = load_mnist(binarize="stochastic", seed=0) if data == "mnist" else load_digits(binarize="threshold", seed=0)
     test = ds.test[:2000]
     rbm = RBM(ds.train.shape[1], hidden, seed=seed)
+    rbm.W.mul_(init_std / 0.01)                          # RBM draws W ~ N(0, 0.01^2)
     rbm.visible_bias.copy_(base_rate_bias(ds.train))
     t0 = time.perf_counter()
-    head = {"data": data, "method": method, "lr": lr, "epochs": epochs, "hidden": hidden, "batch_size": batch_size}
+    head = {"data": data, "method": method, "lr": lr, "epochs": epochs, "hidden": hidden, "batch_size": batch_size,
+            "init_std": init_std}
     try:
         res = train(rbm, ds.train, method=method, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.5,
                     weight_decay=1e-4, validation=test, seed=seed)
@@ -97,25 +100,27 @@ def main(argv=None):
     ap.add_argument("--runs", nargs="*", default=DEFAULT_RUNS, help="method:lr,lr,... (default %(default)s)")
     ap.add_argument("--data", choices=("mnist", "digits"), default="mnist")
     ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--init-std", type=float, default=0.01, help="standard deviation of the initial weights")
     ap.add_argument("--out", default="runs/tap_vs_pcd.jsonl")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     def key(r):
-        return (r.get("data", "mnist"), r["method"], r["lr"], r["epochs"], r["hidden"], r.get("batch_size", 100))
+        return (r.get("data", "mnist"), r["method"], r["lr"], r["epochs"], r["hidden"], r.get("batch_size", 100),
+                r.get("init_std", 0.01))
 
     have = {key(r) for r in done}
     for method, lr in parse_runs(args.runs):
-        if (args.data, method, lr, args.epochs, args.hidden, args.batch_size) in have:
+        if (args.data, method, lr, args.epochs, args.hidden, args.batch_size, args.init_std) in have:
             continue
-        r = one_run(method, lr, args.epochs, args.hidden, args.data, args.batch_size)
+        r = one_run(method, lr, args.epochs, args.hidden, args.data, args.batch_size, args.init_std)
         with out.open("a") as f:
             f.write(json.dumps(r) + "\n")
         done.append(r)
         print(json.dumps(r), flush=True)
     table([r for r in done if key(r)[0] == args.data and r["epochs"] == args.epochs and r["hidden"] == args.hidden
-           and key(r)[5] == args.batch_size], exact=args.data == "digits")
+           and key(r)[5] == args.batch_size and key(r)[6] == args.init_std], exact=args.data == "digits")
 
 
 if __name__ == "__main__":
