@@ -283,6 +283,18 @@ def _heat_capacity_at(W, a, b, beta: float) -> float:
     return float(beta**2 * var[0])
 
 
+def _search_inputs(rbm, betas, tol, max_iter, grid, what: str):
+    """The checked inputs of a search over beta: sorted float64 betas (at least 3, to bracket
+    ``what``), tol, max_iter, and the exact grid (``grid`` checked, or computed)."""
+    b64 = torch.sort(_check_betas(betas)).values
+    if b64.numel() < 3:
+        raise ValueError(f"betas: expected at least 3 inverse temperatures to bracket {what}, got {b64.numel()}")
+    tol = check_real(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    grid = _check_grid(grid, b64) if grid is not None else thermodynamics(rbm, b64)
+    return b64, tol, max_iter, grid
+
+
 def heat_capacity_peak(rbm, betas, tol: float = 1e-4, max_iter: int = 60,
                        grid: Thermodynamics | None = None) -> HeatCapacityPeak:
     """The beta of the largest exact heat capacity: C on the grid ``betas`` (sorted, at least 3),
@@ -290,13 +302,8 @@ def heat_capacity_peak(rbm, betas, tol: float = 1e-4, max_iter: int = 60,
     is narrower than ``tol`` times beta. A multi-modal C finds the peak of the grid's best cell.
     ``grid``: the exact :func:`thermodynamics` of ``rbm`` at the sorted ``betas``, to reuse."""
     _check_rbm(rbm)
-    b64 = torch.sort(_check_betas(betas)).values
-    if b64.numel() < 3:
-        raise ValueError(f"betas: expected at least 3 inverse temperatures to bracket a peak, got {b64.numel()}")
-    tol = check_real(tol, "tol")
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
     t0 = time.perf_counter()
-    grid = _check_grid(grid, b64) if grid is not None else thermodynamics(rbm, b64)
+    b64, tol, max_iter, grid = _search_inputs(rbm, betas, tol, max_iter, grid, "a peak")
     W, a, b = _layers(rbm, MAX_EXACT_UNITS)
     k = int(torch.argmax(grid.heat_capacity))
     if k in (0, b64.numel() - 1):
@@ -374,13 +381,8 @@ def effective_beta(rbm, data, betas, tol: float = 1e-8, max_iter: int = 50,
     v = as_tensor(data, "data", dtype=torch.float64, device=rbm.device)
     if v.ndim != 2 or v.shape[0] < 1 or v.shape[1] != rbm.n_visible:
         raise ValueError(f"data: expected shape (n, {rbm.n_visible}) with n >= 1, got {tuple(v.shape)}")
-    b64 = torch.sort(_check_betas(betas)).values
-    if b64.numel() < 3:
-        raise ValueError(f"betas: expected at least 3 inverse temperatures to bracket a maximum, got {b64.numel()}")
-    tol = check_real(tol, "tol")
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
     t0 = time.perf_counter()
-    grid = _check_grid(grid, b64) if grid is not None else thermodynamics(rbm, b64)
+    b64, tol, max_iter, grid = _search_inputs(rbm, betas, tol, max_iter, grid, "a maximum")
     ll = torch.tensor([_data_terms(rbm, v, beta)[0] for beta in b64.tolist()], dtype=torch.float64) - grid.log_z
     k = int(torch.argmax(ll))
     done = lambda beta, ll_b, steps, conv, edge: EffectiveBeta(  # noqa: E731
