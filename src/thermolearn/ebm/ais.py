@@ -19,10 +19,11 @@ E[log Z-hat] <= log Z (Jensen): AIS tends to under-estimate log Z and over-estim
 
 Implementation: per temperature exactly two matrix products in the model's dtype. x = b + v W'
 (with the extra column (a' - a_A).v folded into the product) gives both the weight increment
-between t_{k-1} and t_k and the hidden drive of the sweep at t_k; the product h W'^T (with an
-extra row a' - a_A against a constant-1 hidden unit) gives the visible drive. The softplus terms
-are evaluated on x converted to float64 (the increments are differences of nearly equal numbers)
-and the log weights are accumulated in float64. All buffers are allocated once.
+between t_{k-1} and t_k and the hidden drive of the sweep at t_k; the product h W'^T, with the
+visible bias a_A + t (a' - a_A) of that temperature, gives the visible drive. The increments are
+differences of nearly equal softplus values: float64 models evaluate them as written, float32
+models by a cancellation-free identity in the hidden probabilities of the sweep (see ``_Path``).
+Log weights are accumulated in float64; all buffers are allocated once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from .._numerics import LOG2, as_tensor, check_int, logit, softplus
+from .._random import BernoulliSampler
 from ..schedules import betas_from
 from ..seeding import as_generator
 
@@ -159,8 +161,20 @@ class _Path:
     """Buffers and kernels of the S&M08 annealing path for ``n`` parallel chains.
 
     State: ``v`` (n, n_v), model dtype. After :meth:`drive`, ``x`` holds [b' + v W', (a' - a_A).v]
-    in the model dtype; ``xh`` and ``xd`` are views of its two parts. Mixed-dtype operations with
-    float64 tensors upcast ``x`` exactly before any arithmetic.
+    in the model dtype; ``xh`` and ``xd`` are views of its two parts.
+
+    Weight increments (:meth:`weigh`) between t_lo = t_i and t_hi = t_{i+1}, dt = t_hi - t_lo:
+
+    - float64 models: sum_j softplus(t_hi x_j) - softplus(t_lo x_j) evaluated as written.
+    - float32 models: the two softplus values nearly cancel, so the difference is taken from the
+      exact identities (p_t = sigmoid(t x), the hidden probabilities the sweep needs anyway)
+
+          softplus(t_hi x) - softplus(t_lo x) = -log1p(p_hi expm1(-dt x)) = log1p(p_lo expm1(dt x)),
+
+      which lose no digits while dt |x| <= 1 (the argument of log1p then stays in [-0.64, 1]);
+      steps with dt * max|x| > 1 (coarse ladders; max|x| bounded over all binary v by
+      max_j |b'_j| + sum_i |W'_ij|) fall back to float64 softplus. The Bernoulli draws of
+      float32 CPU models use the xorshift sampler of :mod:`thermolearn._random`.
     """
 
     def __init__(self, rbm, base_bias64: torch.Tensor, betas: torch.Tensor, n: int, generator):
@@ -172,13 +186,18 @@ class _Path:
         d = a - base_bias64                                       # a' - a_A
         self.W_aug = torch.cat([W, d[:, None]], 1).to(dt).contiguous()             # (n_v, n_h+1)
         self.b_aug = torch.cat([b, b.new_zeros(1)]).to(dt)                         # (n_h+1,)
-        self.WT_aug = torch.cat([W.T, d[None, :]], 0).to(dt).contiguous()          # (n_h+1, n_v)
-        self.a_base = base_bias64.to(dt)
+        self.WT = W.T.to(dt).contiguous()                                          # (n_h, n_v)
+        self.a_base, self.d = base_bias64.to(dt), d.to(dt)
         self.log_z_base = float(softplus(base_bias64).sum()) + n_h * LOG2
         # [t_{i+1}, t_i] for i = 0..K-1 as float64 (2, 1, 1) tensors
         pairs = torch.stack([betas[1:], betas[:-1]], 1).to(dev).view(-1, 2, 1, 1)
         self.pairs = list(pairs.unbind(0))
         self.t = betas.tolist()
+        self.fast = dt == torch.float32
+        if self.fast:
+            x_max = float((b.abs() + W.abs().sum(0)).max()) if n_h else 0.0
+            self.identity = (betas.diff() * x_max <= 1.0).tolist()
+            self.sampler = BernoulliSampler(generator, dev)
         kw = dict(dtype=dt, device=dev)
         self.v = torch.empty(n, n_v, **kw)
         self.x = torch.empty(n, n_h + 1, **kw)
@@ -187,38 +206,64 @@ class _Path:
         self.s = torch.empty(2, n, dtype=torch.float64, device=dev)
         self.s_hi, self.s_lo = self.s[0], self.s[1]
         self.hp = torch.empty(n, n_h, **kw)
-        self.h_aug = torch.ones(n, n_h + 1, **kw)                 # last column stays 1
-        self.h = self.h_aug[:, :n_h]
+        self.q = torch.empty(n, n_h, **kw)
+        self.h = torch.empty(n, n_h, **kw)
+        self.c = torch.empty(n_v, **kw)
         self.y = torch.empty(n, n_v, **kw)
         self.r = torch.empty(n, n_h + n_v, **kw)                  # uniforms of one sweep
         self.rh, self.rv = self.r[:, :n_h], self.r[:, n_h:]
 
+    def _bernoulli(self, out, p, uniforms):
+        if self.fast:
+            self.sampler.sample_(out, p)
+        else:
+            uniforms.uniform_(generator=self.g)
+            torch.lt(uniforms, p, out=out)
+
     def sample_base(self):
         """v ~ p_0: independent Bernoulli(sigmoid(a_A)) units."""
-        p = torch.sigmoid(self.a_base).expand(self.n, self.n_v)
-        self.r.uniform_(generator=self.g)
-        torch.lt(self.rv, p, out=self.v)
+        p = torch.sigmoid(self.a_base).expand(self.n, self.n_v).contiguous()
+        self._bernoulli(self.v, p, self.rv)
 
     def drive(self):
         """x = [b' + v W', (a' - a_A).v]: one matrix product."""
         torch.addmm(self.b_aug, self.v, self.W_aug, out=self.x)
 
-    def pair_softplus(self, i: int):
-        """s_hi, s_lo = sum_j softplus(t_{i+1} x_j), sum_j softplus(t_i x_j), in float64."""
-        torch.mul(self.xh, self.pairs[i], out=self.z)            # x upcast to float64 first
-        torch._C._nn.softplus(self.z, 1.0, _SOFTPLUS_THRESHOLD, out=self.z)
-        torch.sum(self.z, dim=2, out=self.s)
-
-    def sweep(self, t: float):
-        """One Gibbs sweep at t from the current v (needs :meth:`drive` first): v <- v'."""
+    def hidden_probabilities(self, t: float):
+        """hp = sigmoid(t x) (needs :meth:`drive` first)."""
         torch.mul(self.xh, t, out=self.hp)
         self.hp.sigmoid_()
-        self.r.uniform_(generator=self.g)
-        torch.lt(self.rh, self.hp, out=self.h)
-        # (1 - t) a_A + t (a' + W' h) = a_A + t (W' h + (a' - a_A) * 1)
-        torch.addmm(self.a_base, self.h_aug, self.WT_aug, alpha=t, out=self.y)
+
+    def weigh(self, lw, i: int, sign: float, at_hi: bool):
+        """lw += sign * (log f_{i+1}(v) - log f_i(v)) at the current v (after :meth:`drive`),
+        leaving hp = sigmoid(t x) at t = t_{i+1} (``at_hi``) or t_i, ready for :meth:`sweep`."""
+        t_lo, t_hi = self.t[i], self.t[i + 1]
+        self.hidden_probabilities(t_hi if at_hi else t_lo)
+        dt = t_hi - t_lo
+        if self.fast and self.identity[i]:
+            # -log1p(p_hi expm1(-dt x)) or log1p(p_lo expm1(dt x)): see the class docstring
+            torch.mul(self.xh, -dt if at_hi else dt, out=self.q)
+            self.q.expm1_().mul_(self.hp).log1p_()
+            inc = self.q.sum(1, dtype=torch.float64)
+            if at_hi:
+                inc.neg_()
+        else:
+            torch.mul(self.xh, self.pairs[i], out=self.z)        # x upcast to float64 first
+            torch._C._nn.softplus(self.z, 1.0, _SOFTPLUS_THRESHOLD, out=self.z)
+            torch.sum(self.z, dim=2, out=self.s)
+            inc = self.s_hi - self.s_lo
+        inc.add_(self.xd, alpha=dt)
+        lw.add_(inc, alpha=sign)
+
+    def sweep(self, t: float):
+        """v <- v' ~ p_t(. | h), h ~ Bernoulli(hp): the rest of one Gibbs sweep at t, after
+        :meth:`hidden_probabilities` (or :meth:`weigh`) at the same t."""
+        self._bernoulli(self.h, self.hp, self.rh)
+        # (1 - t) a_A + t (a' + W' h) = (a_A + t (a' - a_A)) + t W' h
+        torch.add(self.a_base, self.d, alpha=t, out=self.c)
+        torch.addmm(self.c, self.h, self.WT, alpha=t, out=self.y)
         self.y.sigmoid_()
-        torch.lt(self.rv, self.y, out=self.v)
+        self._bernoulli(self.v, self.y, self.rv)
 
 
 def _progress_bar(progress: bool, total: int, desc: str):
@@ -264,8 +309,7 @@ def ais_log_partition(rbm, n_chains: int = 100, n_betas="sm08", base_visible_bia
         for k in range(1, K + 1):
             # weight: log f_k(v) - log f_{k-1}(v) at the state v ~ T_{k-1}(...)
             path.drive()
-            path.pair_softplus(k - 1)
-            lw.add_(path.s_hi).sub_(path.s_lo).add_(path.xd, alpha=tl[k] - tl[k - 1])
+            path.weigh(lw, k - 1, 1.0, at_hi=True)
             if k < K:
                 path.sweep(tl[k])         # hidden drive t_k x reuses this x
             if bar is not None and (k % _PROGRESS_EVERY == 0 or k == K):

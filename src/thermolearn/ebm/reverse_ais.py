@@ -149,12 +149,12 @@ def _raise_batch(path: _Path, rows: torch.Tensor, n_chains: int, K: int, bar, do
     lw = path.v.to(torch.float64) @ path.a_base64
     lw += path.xd
     lw += softplus(path.xh.to(torch.float64)).sum(1)
+    path.hidden_probabilities(tl[K])
     path.sweep(tl[K])                                 # x_{K-1} ~ T_K(. | v)
     for k in range(K - 1, -1, -1):
         # state x_k: add log f_k(x_k) - log f_{k+1}(x_k)
         path.drive()
-        path.pair_softplus(k)                         # s_hi at t_{k+1}, s_lo at t_k
-        lw.sub_(path.s_hi).add_(path.s_lo).sub_(path.xd, alpha=tl[k + 1] - tl[k])
+        path.weigh(lw, k, -1.0, at_hi=False)          # leaves the hidden probabilities at t_k
         if k >= 1:
             path.sweep(tl[k])                         # x_{k-1} ~ T_k(. | x_k)
         step = K - k

@@ -29,7 +29,7 @@ from ._common import train_and_evaluate
 # of 0.01 and 0.05, while on digits (batch 20) 0.05 is its best rate.
 CONFIGS = {
     "pcd1-500": (500, "pcd", 1, 300, 0.01, {}),
-    "pcd1-500-prob": (500, "pcd", 1, 300, 0.01, {"probabilities": True}),
+    "pcd1-500-prob": (500, "pcd", 1, 600, 0.01, {"probabilities": True}),
     "cd1-500": (500, "cd", 1, 300, 0.01, {}),
     "cd3-500": (500, "cd", 3, 200, 0.01, {}),
     "cd25-500": (500, "cd", 25, 60, 0.01, {}),
