@@ -121,6 +121,62 @@ def test_raise_is_unbiased_for_the_annealed_model():
     assert abs(float(rel.mean())) < 0.01
 
 
+# --- the float32 path: increments by the cancellation-free identity, xorshift draws ----------
+
+def _float32_path(rbm, betas, n=64, seed=0):
+    from thermolearn.ebm.ais import _ladder, _Path
+    path = _Path(rbm, torch.zeros(rbm.n_visible, dtype=torch.float64), _ladder(betas), n,
+                 torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed + 1)
+    path.v.copy_(torch.bernoulli(torch.full((n, rbm.n_visible), 0.5), generator=g))
+    path.drive()
+    return path
+
+
+def _softplus_increment(path, i):
+    """The float64 reference: sum_j softplus(t_hi x) - softplus(t_lo x) + dt (a' - a_A).v."""
+    x = path.xh.double()
+    t_lo, t_hi = path.t[i], path.t[i + 1]
+    return (softplus(t_hi * x) - softplus(t_lo * x)).sum(1) + (t_hi - t_lo) * path.xd.double()
+
+
+@pytest.mark.parametrize("at_hi", [True, False])
+def test_float32_increment_identity_matches_float64_softplus(at_hi):
+    rbm = _model(40, 30, 0.3, seed=21).to(dtype=torch.float32)
+    betas = [0.0, 1e-5, 1e-3, 0.02, 0.5, 1.0]        # steps from 1e-5 to 0.5: fine and coarse
+    path = _float32_path(rbm, betas)
+    assert path.fast and path.identity[:3] == [True, True, True]
+    assert path.identity[4] is False                  # dt * max|x| > 1: the float64 fallback
+    for i in range(len(betas) - 1):
+        lw = torch.zeros(path.n, dtype=torch.float64)
+        path.weigh(lw, i, -1.0 if not at_hi else 1.0, at_hi=at_hi)
+        ref = _softplus_increment(path, i) * (1.0 if at_hi else -1.0)
+        assert torch.allclose(lw, ref, rtol=2e-5, atol=1e-9), i
+        t = path.t[i + 1] if at_hi else path.t[i]    # weigh leaves the sweep's probabilities
+        assert torch.allclose(path.hp, torch.sigmoid(t * path.xh), atol=1e-6)
+
+
+def test_float32_estimators_are_unbiased_on_the_identity_path():
+    """E[w] = Z / Z_0 for AIS and E[p-hat] = p_ann for RAISE, with every step on the identity."""
+    rbm64 = _model(5, 3, 0.8, seed=3)
+    rbm = rbm64.to(dtype=torch.float32)
+    a_base = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    betas = [i / 5 for i in range(6)]                 # dt = 0.2, max|x| = 4.3
+    from thermolearn.ebm.ais import _ladder, _Path
+    assert all(_Path(rbm, a_base, _ladder(betas), 1, None).identity)
+    r = ais_log_partition(rbm, n_chains=200000, n_betas=betas, base_visible_bias=a_base, seed=2)
+    assert abs(r.log_z - exact_log_partition(rbm64)) < 4 * r.stderr
+    W, a, b = rbm64.scaled_parameters(torch.float64)
+    V, H = all_states(5), all_states(3)
+    p = torch.softmax(V @ a_base, 0)
+    for t in betas[1:]:
+        p = p @ _gibbs_kernel(W, a, b, a_base, t, V, H)
+    rev = raise_log_likelihood(rbm, V.float(), n_chains=4000, n_betas=betas, base_visible_bias=a_base,
+                               seed=3, batch_size=8)
+    rel = torch.exp(rev.per_example) / p - 1
+    assert float(rel.abs().max()) < 0.05 and abs(float(rel.mean())) < 0.01
+
+
 # --- 2. bracketing on data sampled from the model ---------------------------------------------
 
 @pytest.fixture(scope="module")
