@@ -277,6 +277,23 @@ def test_int_and_generator_seeds_give_identical_training():
     assert torch.equal(a.W, b.W)
 
 
+@pytest.mark.parametrize("method", ["pcd", "cd", "tap2"])
+def test_updates_without_momentum_written_into_the_weights_equal_the_velocity_path(method):
+    """momentum 0 writes the GEMMs into W (the decay as their beta); a vanishing momentum takes
+    the velocity path: the two runs differ only by rounding."""
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 200)
+    runs = []
+    for mom in (0.0, 1e-30):
+        rbm = RBM(8, 5, seed=1)
+        train(rbm, data, method=method, epochs=3, batch_size=20, lr=0.1, momentum=mom,
+              weight_decay=1e-2, seed=7)
+        runs.append(rbm)
+    assert float(runs[0].W.abs().max()) > 0.05                  # it learned something
+    for name in ("W", "visible_bias", "hidden_bias"):
+        p, q = getattr(runs[0], name), getattr(runs[1], name)
+        assert torch.allclose(p, q, atol=1e-5), method
+
+
 def test_bad_input_is_rejected_with_clear_errors():
     rbm = RBM(4, 3)
     with pytest.raises(ValueError, match="binarize"):

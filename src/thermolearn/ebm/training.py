@@ -286,9 +286,18 @@ def _epoch(rbm, st, X, B, method, k, lr, mom, wd, damping):
     W, a, b = rbm.W, rbm.visible_bias, rbm.hidden_bias
     perm = torch.randperm(X.shape[0], generator=st.gen).to(X.device)
     step_size = lr * rbm.beta / B  # the gradient of the mean log-likelihood carries a factor beta
-    for i in range(X.shape[0] // B):
+    n_batches = X.shape[0] // B
+    for i in range(n_batches):
+        batch = X.index_select(0, perm[i * B:(i + 1) * B])
+        if mom == 0 and i < n_batches - 1:
+            # no velocity: the GEMMs write into the parameters, the decay is their beta factor
+            # (W <- (1 - lr wd) W + step (data term - model term)); the last batch goes the
+            # general way, so the velocity a later epoch's momentum reads is the last step
+            batch_gradient(rbm, st, batch, method, k, damping, out=(W, a, b), scale=step_size,
+                           momentum=1.0 - lr * wd, bias_momentum=1.0)
+            continue
         # v <- mom v + step (data term - model term) - lr wd W, accumulated by the GEMMs
-        batch_gradient(rbm, st, X.index_select(0, perm[i * B:(i + 1) * B]), method, k, damping,
+        batch_gradient(rbm, st, batch, method, k, damping,
                        out=(st.vW, st.va, st.vb), scale=step_size, momentum=mom)
         if wd:
             st.vW.add_(W, alpha=-lr * wd)
@@ -297,13 +306,16 @@ def _epoch(rbm, st, X, B, method, k, lr, mom, wd, damping):
         b.add_(st.vb)
 
 
-def batch_gradient(rbm, st, v0, method, k, damping=0.5, out=None, scale=1.0, momentum=0.0):
+def batch_gradient(rbm, st, v0, method, k, damping=0.5, out=None, scale=1.0, momentum=0.0,
+                   bias_momentum=None):
     """Sums over the batch of v h^T, v and h: data term minus the method's model term.
 
     Divided by the batch size (and times beta) this is the estimated gradient of the mean
     log-likelihood. ``st`` carries the persistent chains or magnetizations between calls.
     With ``out=(gW, ga, gb)`` the result is accumulated as out <- momentum * out + scale * sums
-    (the matrix products write into gW directly); returns the three tensors.
+    (the matrix products write into gW directly; the biases use ``bias_momentum``, by default
+    ``momentum``); returns the three tensors. ``out`` may be the model's own parameters: they
+    are read only before the accumulation starts.
     """
     B = v0.shape[0]
     if out is None:
@@ -319,8 +331,11 @@ def batch_gradient(rbm, st, v0, method, k, damping=0.5, out=None, scale=1.0, mom
         vneg, hneg = _gibbs_negative(rbm, st, v0, ph0, method, k)
         gW.addmm_(vneg.T, hneg, beta=momentum, alpha=-scale)
     gW.addmm_(v0.T, ph0, alpha=scale)
-    ga.mul_(momentum).add_(v0.sum(0) - vneg.sum(0), alpha=scale)
-    gb.mul_(momentum).add_(ph0.sum(0) - hneg.sum(0), alpha=scale)
+    bias_momentum = momentum if bias_momentum is None else bias_momentum
+    for g, pos, neg in ((ga, v0, vneg), (gb, ph0, hneg)):
+        if bias_momentum != 1.0:
+            g.mul_(bias_momentum)
+        g.add_(pos.sum(0) - neg.sum(0), alpha=scale)
     return gW, ga, gb
 
 
