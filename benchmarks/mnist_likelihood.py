@@ -1,5 +1,5 @@
 """MNIST log-likelihood table: RBMs trained by CD-1, CD-25, PCD, TAP2, TAP3 (500 hidden) and
-small 20-hidden models with exact log Z, each evaluated by AIS, reverse AIS and TAP.
+small 25-hidden models with exact log Z, each evaluated by AIS, reverse AIS and TAP.
 
     python benchmarks/mnist_likelihood.py [--only NAME ...] [--out runs/mnist] [--quick]
 
@@ -28,8 +28,8 @@ from thermolearn.experiments.registry import expand
 
 # the points of the two registered experiments (seed 0): the 500-hidden table and the 20-hidden
 # models with exact log Z; names as in the experiments' grids
-POINTS = {f"{p['method']}{p['k'] if p['method'] == 'cd' else ''}-20": dict(p, seed=0)
-          for p in expand(small.FULL_GRID)}
+POINTS = {f"{p['method']}{p['k'] if p['method'] == 'cd' else ''}-{p['hidden']}": dict(p, seed=0)
+          for grid in small.FULL_GRID for p in expand(grid)}
 POINTS.update({p["model"]: dict(p, seed=0) for p in expand(table500.grid(table500.CONFIGS, "mnist", 100, "sm08"))})
 
 
