@@ -104,6 +104,19 @@ def test_training_on_probabilities_is_a_checkpointed_option(tmp_path):
     assert load_tensors(out)[1]["epochs"] == 2
 
 
+def test_tap_magnetizations_from_the_data_is_a_checkpointed_option(tmp_path):
+    out = tmp_path / "t.rbm"
+    r = runner.invoke(app, train_args(out, 1, "--method", "tap2", "--magnetizations", "data"))
+    assert r.exit_code == 0, r.output
+    assert load_tensors(out)[1]["settings"]["magnetizations"] == "data"
+    r = runner.invoke(app, train_args(out, 2, "--method", "tap2"))     # persistent: another trajectory
+    assert r.exit_code == 2 and "error: --magnetizations: " in r.output and "Traceback" not in r.output
+    for bad in (["--method", "pcd", "--magnetizations", "data"], ["--method", "tap2", "--magnetizations", "x"]):
+        r = runner.invoke(app, train_args(tmp_path / "b.rbm", 1, *bad))
+        assert r.exit_code == 2 and "error: --magnetizations: " in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "b.rbm").exists()
+
+
 # -- bad inputs: exit code 2, one line naming the option, no traceback, nothing written ---------
 
 @pytest.fixture(scope="module")

@@ -294,6 +294,45 @@ def test_updates_without_momentum_written_into_the_weights_equal_the_velocity_pa
         assert torch.allclose(p, q, atol=1e-5), method
 
 
+def test_tap_magnetizations_started_from_the_data_at_every_update():
+    from thermolearn.ebm.tap import tap_fixed_point, tap_negative_statistics
+    rbm = tiny_rbm(n_v=8, n_h=5, scale=0.5)
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 40)
+    st = new_state(rbm, "tap2", data, 20, seed=0)
+    st.from_data = True
+    v0 = data[:20]
+    gW, ga, gb = batch_gradient(rbm, st, v0, "tap2", 3)
+    m_v, m_h = tap_fixed_point(rbm.W, rbm.visible_bias, rbm.hidden_bias, v0.clone(),
+                               rbm.hidden_probabilities(v0), order=2, damping=0.5, k=3)
+    dW, da, db = tap_negative_statistics(rbm.W, m_v, m_h, order=2)
+    ph = rbm.hidden_probabilities(v0)
+    assert torch.allclose(gW, v0.T @ ph - 20 * dW, atol=1e-5)
+    assert torch.allclose(ga, v0.sum(0) - 20 * da, atol=1e-5)
+    assert torch.allclose(gb, ph.sum(0) - 20 * db, atol=1e-5)
+    # and the trainer: a setting of the trajectory, refused for the Gibbs methods
+    r = train(tiny_rbm(n_v=8, n_h=5), data, method="tap2", epochs=1, batch_size=20, magnetizations="data")
+    assert r.settings["magnetizations"] == "data"
+    with pytest.raises(ValueError, match="magnetizations: 'data' applies to mf, tap2 and tap3 only"):
+        train(tiny_rbm(n_v=8, n_h=5), data, method="pcd", epochs=1, magnetizations="data")
+    with pytest.raises(ValueError, match="magnetizations: expected 'persistent' or 'data'"):
+        train(tiny_rbm(n_v=8, n_h=5), data, method="tap2", epochs=1, magnetizations="batch")
+
+
+def test_a_checkpoint_without_the_magnetizations_setting_reads_as_persistent(tmp_path):
+    data = sample_data(tiny_rbm(n_v=8, n_h=5), 40)
+    ck = tmp_path / "m.ckpt"
+    train(RBM(8, 5, seed=0), data, method="tap2", epochs=1, batch_size=20, checkpoint=ck)
+    from thermolearn.io import load_tensors, save_tensors
+    tensors, meta = load_tensors(ck, kind="rbm-checkpoint")
+    del meta["settings"]["magnetizations"]
+    save_tensors(ck, tensors, meta)
+    r = train(RBM(8, 5, seed=0), data, method="tap2", epochs=2, batch_size=20, checkpoint=ck)
+    assert r.resumed_steps == 1
+    with pytest.raises(CheckpointMismatch, match="magnetizations"):
+        train(RBM(8, 5, seed=0), data, method="tap2", epochs=3, batch_size=20, checkpoint=ck,
+              magnetizations="data")
+
+
 def test_bad_input_is_rejected_with_clear_errors():
     rbm = RBM(4, 3)
     with pytest.raises(ValueError, match="binarize"):

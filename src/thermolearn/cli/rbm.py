@@ -35,7 +35,8 @@ OPTIONS = {"lr": "--lr", "momentum": "--momentum", "epochs": "--epochs", "batch_
            "k": "--k", "weight_decay": "--weight-decay", "beta": "--beta", "n_hidden": "--hidden",
            "n_visible": "--data", "data": "--data", "n_data": "--data", "binarize": "--binarize",
            "method": "--method", "seed": "--seed", "dtype": "--float64", "validation": "--data",
-           "monitor_size": "--data", "damping": "--method", "probabilities": "--probabilities"}
+           "monitor_size": "--data", "damping": "--method", "probabilities": "--probabilities",
+           "magnetizations": "--magnetizations"}
 BINARIZE = ("auto", "stochastic", "threshold", "none")
 
 
@@ -81,6 +82,9 @@ def rbm_train(
     probabilities: bool = typer.Option(False, help="Train on the pixel intensities in [0, 1] read as "
                                                   "probabilities; the held-out data stay binarized "
                                                   "(--binarize)."),
+    magnetizations: str = typer.Option("persistent", help="mf/tap: start each update's fixed-point sweeps "
+                                                         "from the previous ones (persistent) or from the "
+                                                         "batch (data)."),
     seed: int = typer.Option(0, help="Seed of the data binarization, initialisation and sampling."),
     resume: bool = typer.Option(True, help="Continue OUT.ckpt (or the interrupted OUT.ckpt.part) when "
                                           "it exists and its settings match; --no-resume starts over."),
@@ -89,7 +93,7 @@ def rbm_train(
     """Train an RBM. Checkpoints go to OUT.ckpt.part every epoch; OUT.ckpt and OUT are replaced
     only when the run finishes, so a diverged or interrupted run loses nothing."""
     from .._numerics import check_int, check_real
-    from ..ebm.training import METHODS
+    from ..ebm.training import MAGNETIZATIONS, METHODS, TAP_ORDER
     from ..seeding import check_seed
 
     check_output_file(out, "--out")
@@ -97,6 +101,9 @@ def rbm_train(
     check_output_file(ckpt, "--out")
     choose(method, METHODS, "--method")
     choose(binarize, BINARIZE, "--binarize")
+    choose(magnetizations, MAGNETIZATIONS, "--magnetizations")
+    if magnetizations != "persistent" and method not in TAP_ORDER:
+        fail(f"--magnetizations: {magnetizations!r} applies to --method mf, tap2 and tap3 only, not {method!r}")
     _check(check_int, "--hidden", hidden, "hidden")
     _check(check_int, "--epochs", epochs, "epochs")
     _check(check_int, "--batch-size", batch_size, "batch_size")
@@ -113,11 +120,11 @@ def rbm_train(
     _train(out, ckpt, ds, rows, data=data, hidden=hidden, method=method, k=k, epochs=epochs,
            batch_size=batch_size, lr=lr, lr_decay=lr_decay, momentum=momentum,
            weight_decay=weight_decay, beta=beta, binarize=binarize, seed=seed, resume=resume,
-           double=double)
+           double=double, magnetizations=magnetizations)
 
 
 def _train(out, ckpt, ds, rows, *, data, hidden, method, k, epochs, batch_size, lr, lr_decay, momentum,
-           weight_decay, beta, binarize, seed, resume, double):
+           weight_decay, beta, binarize, seed, resume, double, magnetizations="persistent"):
     """``rows``: the training rows as probabilities (--probabilities), else None (ds.train)."""
     import torch
 
@@ -133,7 +140,7 @@ def _train(out, ckpt, ds, rows, *, data, hidden, method, k, epochs, batch_size, 
     validation = ds.test.to(dtype) if ds.test is not None else None
     try:
         result = train(rbm, (ds.train if rows is None else rows).to(dtype), method=method, k=k, epochs=epochs,
-                       probabilities=rows is not None,
+                       probabilities=rows is not None, magnetizations=magnetizations,
                        batch_size=batch_size, lr=schedule, momentum=momentum,
                        weight_decay=weight_decay, validation=validation, seed=seed,
                        checkpoint=ckpt, resume=resume, progress=True)

@@ -7,8 +7,10 @@ estimated by one of:
 
 - ``"cd"``   contrastive divergence: k Gibbs sweeps started at the data (Hinton 2002);
 - ``"pcd"``  persistent chains, one per batch row, carried across updates (Tieleman 2008);
-- ``"mf"``, ``"tap2"``, ``"tap3"``: persistent magnetizations relaxed by ``k`` damped sweeps of
-  the naive, second- or third-order TAP fixed point (Gabrie, Tramel & Krzakala 2015).
+- ``"mf"``, ``"tap2"``, ``"tap3"``: magnetizations relaxed by ``k`` damped sweeps of the naive,
+  second- or third-order TAP fixed point (Gabrie, Tramel & Krzakala 2015), persistent across
+  updates (``magnetizations="persistent"``, the default) or started at each update from the
+  batch itself (``"data"``, as in the authors' reference codes; the TAP analogue of CD).
 
 Updates use momentum and L2 weight decay on W (Hinton, "A practical guide to training
 restricted Boltzmann machines", 2010). Each epoch records the mean free energy of a fixed
@@ -65,7 +67,12 @@ BINARIZE = (None, "threshold", "stochastic")
 #: compared. ``data`` is a SHA-1 of the training rows after binarization.
 TRAJECTORY = ("n_visible", "n_hidden", "beta", "dtype", "method", "k", "batch_size", "lr",
               "momentum", "weight_decay", "damping", "monitor_size", "seed", "binarize", "probabilities",
-              "n_data", "data")
+              "n_data", "data", "magnetizations")
+
+_SETTING_DEFAULTS = {"magnetizations": "persistent"}
+"""Values of settings added after a checkpoint format was fixed: a checkpoint without the key
+was written with this value."""
+MAGNETIZATIONS = ("persistent", "data")
 
 CHECKPOINT_FORMAT = 2
 
@@ -106,7 +113,7 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
           batch_size: int = 100, lr=0.01, momentum=0.5, weight_decay: float = 1e-4,
           validation=None, binarize: str | None = None, probabilities: bool = False,
           monitor_size: int = 1000,
-          damping: float = 0.5, seed=0, checkpoint=None, resume: bool = True,
+          damping: float = 0.5, magnetizations: str = "persistent", seed=0, checkpoint=None, resume: bool = True,
           progress: bool = False, callback=None) -> TrainResult:
     """Train ``rbm`` in place on the rows of ``data`` (shape (n, n_visible), binary).
 
@@ -133,6 +140,9 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
         binarized by ``binarize``); with True, ``binarize`` must be None.
     monitor_size : rows of the fixed training subset used for the free-energy monitor, >= 1.
     damping : of the mf/tap fixed-point sweeps, in [0, 1).
+    magnetizations : where the fixed-point sweeps of mf/tap start at each update: "persistent"
+        (the magnetizations the previous update reached) or "data" (the batch rows, with the
+        hidden magnetizations p(h | row)). Only "persistent" is accepted for cd and pcd.
     seed : int, torch.Generator or None (thermolearn.seeding): shuffling, chain initialisation
         and sampling. Only an int seed is recorded in a checkpoint.
     checkpoint, resume : see the module docstring; the initial parameters of ``rbm`` are
@@ -153,6 +163,11 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     if probabilities and binarize is not None:
         raise ValueError(f"probabilities: training on probabilities uses the data as they are; "
                          f"it cannot be combined with binarize={binarize!r}")
+    if magnetizations not in MAGNETIZATIONS:
+        raise ValueError(f"magnetizations: expected 'persistent' or 'data', got {magnetizations!r}")
+    if magnetizations != "persistent" and method not in TAP_ORDER:
+        raise ValueError(f"magnetizations: {magnetizations!r} applies to mf, tap2 and tap3 only, "
+                         f"not to method={method!r}")
     if k is None:
         k = 3 if method in TAP_ORDER else 1
     k, batch_size = check_int(k, "k"), check_int(batch_size, "batch_size")
@@ -174,9 +189,11 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
         dtype=str(rbm.dtype).removeprefix("torch."), data=_digest(X) if checkpoint is not None else None,
         n_data=n, binarize=binarize, probabilities=probabilities, method=method, k=k, batch_size=B, lr=describe(lr),
         momentum=describe(momentum), weight_decay=weight_decay, damping=damping,
-        monitor_size=monitor_size, seed=seed if isinstance(seed, int) else None))
+        monitor_size=monitor_size, seed=seed if isinstance(seed, int) else None,
+        magnetizations=magnetizations))
     monitor = torch.randperm(n, generator=gen)[:min(monitor_size, n)]
     state = new_state(rbm, method, X, B, gen)
+    state.from_data = magnetizations == "data"
     state.monitor = monitor
     history: list[dict] = []
 
@@ -325,6 +342,9 @@ def batch_gradient(rbm, st, v0, method, k, damping=0.5, out=None, scale=1.0, mom
     ph0 = st.buf("ph0", (B, rbm.n_hidden))
     _activate(ph0, v0, rbm.W, rbm.hidden_bias, rbm.beta)              # p(h | data)
     if method in TAP_ORDER:
+        if st.from_data:
+            st.m_v.copy_(v0)
+            st.m_h.copy_(ph0)
         vneg, hneg, dW = _tap_negative(rbm, st, TAP_ORDER[method], k, damping)
         gW.mul_(momentum).add_(dW, alpha=-scale * vneg.shape[0])
     else:
@@ -386,6 +406,7 @@ class _State:
     m_v: torch.Tensor | None = None            # mf / tap
     m_h: torch.Tensor | None = None
     monitor: torch.Tensor | None = None
+    from_data: bool = False                    # mf / tap: sweeps start at the batch
     buffers: dict = field(default_factory=dict)
 
     @classmethod
@@ -482,14 +503,13 @@ def _load_checkpoint(path, rbm, st, settings, schedules) -> list[dict]:
                 f"cannot be compared with the checkpoint {path}; use a schedule object, or pass "
                 "resume=False to start over", setting=name, saved=saved.get(name), requested=None)
     for key in TRAJECTORY:
-        if saved.get(key) != settings[key]:
+        was = saved.get(key, _SETTING_DEFAULTS.get(key))
+        if was != settings[key]:
             what = ("the training data differ from the checkpoint's" if key == "data" else
-                    f"the checkpoint {path} was written with {key}={saved.get(key)!r}, "
-                    f"now {settings[key]!r}")
+                    f"the checkpoint {path} was written with {key}={was!r}, now {settings[key]!r}")
             raise CheckpointMismatch(
                 f"{key}: {what}; pass resume=False to start over (the checkpoint is replaced only "
-                "when the new run finishes)", setting=key, saved=saved.get(key),
-                requested=settings[key])
+                "when the new run finishes)", setting=key, saved=was, requested=settings[key])
     try:
         for name, t in (("W", rbm.W), ("visible_bias", rbm.visible_bias), ("hidden_bias", rbm.hidden_bias),
                         ("state.vW", st.vW), ("state.va", st.va), ("state.vb", st.vb)):
