@@ -1,5 +1,5 @@
 """MNIST log-likelihood table: RBMs trained by CD-1, CD-25, PCD, TAP2, TAP3 (500 hidden) and
-small 25-hidden models with exact log Z, each evaluated by AIS, reverse AIS and TAP.
+small 20-hidden models with exact log Z, each evaluated by AIS, reverse AIS and TAP.
 
     python benchmarks/mnist_likelihood.py [--only NAME ...] [--out runs/mnist] [--quick]
 
