@@ -396,3 +396,13 @@ def test_evaluate_reports_work_ess_and_the_bracket_json_ready(sampled):
     assert res["test_ll_bracket_width"] == pytest.approx(res["ais_test_ll_same_examples"] - res["raise_test_ll"])
     inside = res["test_ll_bracket_lower"] <= res["exact_test_ll_same_examples"] <= res["test_ll_bracket_upper"]
     assert res["exact_test_ll_in_bracket"] is inside
+
+
+def test_float64_softplus_is_exact_to_rounding():
+    """The fused kernel with threshold 50 against max(x, 0) + log1p(exp(-|x|)), and the far tails."""
+    x = torch.cat([torch.linspace(-700, 800, 150001, dtype=torch.float64),
+                   torch.tensor([-1e-12, 0.0, 1e-12, 49.999, 50.0, 50.001], dtype=torch.float64)])
+    ref = torch.clamp_min(x, 0.0) + torch.log1p(torch.exp(-x.abs()))
+    got = softplus(x)
+    assert float(((got - ref).abs() / ref).max()) < 4.5e-16
+    assert softplus(torch.tensor([-745.0], dtype=torch.float64)).item() > 0      # no underflow to 0 early
