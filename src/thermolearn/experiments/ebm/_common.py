@@ -42,7 +42,6 @@ def dataset(name: str, probabilities: bool = False):
 def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict:
     """Train the RBM of point ``p`` and return one flat record (see evaluate_rbm for the keys)."""
     from ...ebm import RBM, base_rate_bias, evaluate_rbm, train
-    from ...ebm.exact import MAX_EXACT_UNITS
     from ...schedules import LinearDecay
 
     ds = dataset(p["data"])
@@ -57,7 +56,7 @@ def train_and_evaluate(p: dict, checkpoint=None, progress: bool = False) -> dict
     res = evaluate_rbm(rbm, ds.train, ds.test, n_chains=p["ais_chains"], n_betas=p["ais_betas"],
                        raise_examples=p["raise_examples"], raise_chains=p["raise_chains"],
                        raise_betas=p["ais_betas"], raise_splits=("test",), tap_orders=(2, 3),
-                       exact_limit=p.get("exact_limit", MAX_EXACT_UNITS), seed=p["seed"], progress=progress)
+                       seed=p["seed"], progress=progress)
     res["eval_seconds"] = res.pop("seconds")
     last = result.last
     res.update(train_seconds=sum(r["seconds"] for r in result.history),
