@@ -17,6 +17,10 @@ import torch.nn.functional as F
 LOG2 = math.log(2.0)
 
 
+SOFTPLUS64_THRESHOLD = 50.0
+"""Above it float64 softplus(x) is x: the neglected log1p(exp(-50)) ~ 2e-22 is below x's rounding."""
+
+
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """log(1 + exp(x)), stable for all x.
 
@@ -26,7 +30,7 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     precisions keep torch's 20, below their rounding error.
     """
     if x.dtype == torch.float64:
-        return F.softplus(x, 1.0, 50.0)
+        return F.softplus(x, 1.0, SOFTPLUS64_THRESHOLD)
     return F.softplus(x)
 
 

@@ -93,7 +93,7 @@ def rbm_train(
     """Train an RBM. Checkpoints go to OUT.ckpt.part every epoch; OUT.ckpt and OUT are replaced
     only when the run finishes, so a diverged or interrupted run loses nothing."""
     from .._numerics import check_int, check_real
-    from ..ebm.training import MAGNETIZATIONS, METHODS, TAP_ORDER
+    from ..ebm.training import METHODS, check_magnetizations
     from ..seeding import check_seed
 
     check_output_file(out, "--out")
@@ -101,9 +101,7 @@ def rbm_train(
     check_output_file(ckpt, "--out")
     choose(method, METHODS, "--method")
     choose(binarize, BINARIZE, "--binarize")
-    choose(magnetizations, MAGNETIZATIONS, "--magnetizations")
-    if magnetizations != "persistent" and method not in TAP_ORDER:
-        fail(f"--magnetizations: {magnetizations!r} applies to --method mf, tap2 and tap3 only, not {method!r}")
+    _check(check_magnetizations, "--magnetizations", magnetizations, method)
     _check(check_int, "--hidden", hidden, "hidden")
     _check(check_int, "--epochs", epochs, "epochs")
     _check(check_int, "--batch-size", batch_size, "batch_size")

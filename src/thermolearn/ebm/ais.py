@@ -35,13 +35,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .._numerics import LOG2, as_tensor, check_int, logit, softplus
+from .._numerics import LOG2, SOFTPLUS64_THRESHOLD, as_tensor, check_int, logit, softplus
 from .._random import BernoulliSampler
 from ..schedules import betas_from
 from ..seeding import as_generator
 
-# softplus(x) = x for x > 50 is exact in float64 (log1p(exp(-50)) ~ 2e-22); below, log1p(exp(x)).
-_SOFTPLUS_THRESHOLD = 50.0
 _PROGRESS_EVERY = 500
 
 
@@ -249,7 +247,7 @@ class _Path:
                 inc.neg_()
         else:
             torch.mul(self.xh, self.pairs[i], out=self.z)        # x upcast to float64 first
-            torch._C._nn.softplus(self.z, 1.0, _SOFTPLUS_THRESHOLD, out=self.z)
+            torch._C._nn.softplus(self.z, 1.0, SOFTPLUS64_THRESHOLD, out=self.z)
             torch.sum(self.z, dim=2, out=self.s)
             inc = self.s_hi - self.s_lo
         inc.add_(self.xd, alpha=dt)

@@ -104,6 +104,16 @@ class TrainResult(Result):
     negative_hidden: torch.Tensor | None = None
 
 
+def check_magnetizations(magnetizations, method: str) -> str:
+    """``magnetizations`` if it is valid for ``method``, else ValueError naming it."""
+    if magnetizations not in MAGNETIZATIONS:
+        raise ValueError(f"magnetizations: expected 'persistent' or 'data', got {magnetizations!r}")
+    if magnetizations != "persistent" and method not in TAP_ORDER:
+        raise ValueError(f"magnetizations: {magnetizations!r} applies to mf, tap2 and tap3 only, "
+                         f"not to method={method!r}")
+    return magnetizations
+
+
 def in_progress_path(checkpoint) -> Path:
     """Where a run writes its checkpoint until it finishes: ``checkpoint`` + ``.part``."""
     return Path(str(checkpoint) + ".part")
@@ -163,11 +173,7 @@ def train(rbm: RBM, data, method: str = "pcd", k: int | None = None, epochs: int
     if probabilities and binarize is not None:
         raise ValueError(f"probabilities: training on probabilities uses the data as they are; "
                          f"it cannot be combined with binarize={binarize!r}")
-    if magnetizations not in MAGNETIZATIONS:
-        raise ValueError(f"magnetizations: expected 'persistent' or 'data', got {magnetizations!r}")
-    if magnetizations != "persistent" and method not in TAP_ORDER:
-        raise ValueError(f"magnetizations: {magnetizations!r} applies to mf, tap2 and tap3 only, "
-                         f"not to method={method!r}")
+    check_magnetizations(magnetizations, method)
     if k is None:
         k = 3 if method in TAP_ORDER else 1
     k, batch_size = check_int(k, "k"), check_int(batch_size, "batch_size")

@@ -5,7 +5,8 @@ states, so the errors of forward AIS (log Z ± 3 sigma, Salakhutdinov & Murray 2
 (Burda, Grosse & Salakhutdinov 2015) and the TAP2/TAP3 free energies (Gabrie, Tramel & Krzakala
 2015) can be read off directly, for models trained by CD-1, CD-3, CD-25 (the methods of S&M08's
 small models) and PCD-1. S&M08 used 25 hidden units; enumerating 2^25 states of a 784-25 model
-takes about 12 minutes on one core here (2^20: about 20 s), so the experiment stays at 20.
+takes about 12 minutes on one core here (estimated from the time of one chunk of 2^14 states;
+2^20 states: about 20 s), so the experiment stays at 20.
 
 Full variant: MNIST (S&M08 stochastic binarization), the settings of the "cd1-20" ... "pcd-20"
 rows of benchmarks/mnist_likelihood.py (100 epochs, lr 0.02 decaying linearly to 0, batches of
