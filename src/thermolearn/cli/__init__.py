@@ -3,6 +3,7 @@ the library (no algorithm lives here).
 
     thermolearn rbm ...           cli/rbm.py          thermolearn.ebm
     thermolearn binary ...        cli/binary.py       thermolearn.binary
+    thermolearn landscape ...     cli/landscape.py    thermolearn.landscape
     thermolearn experiments ...   cli/experiments.py  thermolearn.experiments
     (reproduce, report, results)
 
@@ -16,11 +17,11 @@ from typing import Optional
 
 import typer
 
-from . import binary, experiments, rbm
+from . import binary, experiments, landscape, rbm
 from ._common import console, group
 
 app = group("Statistical mechanics of neural-network learning.")
-for _module in (rbm, binary, experiments):
+for _module in (rbm, binary, landscape, experiments):
     _module.register(app)
 
 

@@ -1,0 +1,1 @@
+"""Named experiments of thermolearn.landscape, one module each (found by the registry)."""
