@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
 
 from ._common import check_output_file, choose, console, fail, group
 
@@ -103,3 +104,152 @@ def train_mlp(
     test = "" if fit.test_accuracy is None else f", test accuracy {fit.test_accuracy:.4f}"
     console.print(f"{'-'.join(map(str, model.sizes))} {activation} MLP, {epochs} epochs: train loss "
                   f"{fit.train_loss:.4f}, train accuracy {fit.train_accuracy:.4f}{test}; wrote {out}")
+
+
+def _floats(text: str, option: str, positive: bool) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"{option}: expected comma-separated numbers, got {text!r}")
+    if not values or any(not (v > 0 if positive else v >= 0) or v != v or v in (float("inf"),) for v in values):
+        fail(f"{option}: expected comma-separated finite numbers {'> 0' if positive else '>= 0'}, got {text!r}")
+    return values
+
+
+@landscape_app.command("phase-diagram")
+def phase_diagram_cmd(
+    activation: str = typer.Option("tanh", help=f"One of {', '.join(ACTIVATIONS)}."),
+    sigma_b2: str = typer.Option("0,0.05,0.1,0.2,0.5,1", "--sigma-b2",
+                                 help="Bias variances, comma-separated, >= 0 (the rows of the diagram)."),
+    sigma_w2_max: float = typer.Option(4.0, "--sigma-w2-max", help="Largest weight variance (times fan-in), > 0."),
+    points: int = typer.Option(40, help="Weight variances on the grid, from sigma-w2-max/points to sigma-w2-max."),
+    dropout: Optional[float] = typer.Option(None, help="Keep probability of dropout, in (0, 1]; none by default."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the heat map of xi_c with the critical line (PNG)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the diagram's arrays as JSON."),
+):
+    """Mean-field order-chaos phase diagram of random networks: critical line and depth scale xi_c."""
+    import torch
+
+    from ..landscape import phase_diagram
+
+    choose(activation, ACTIVATIONS, "--activation")
+    b2 = _floats(sigma_b2, "--sigma-b2", positive=False)
+    if not sigma_w2_max > 0 or sigma_w2_max == float("inf"):
+        fail(f"--sigma-w2-max: expected a finite number > 0, got {sigma_w2_max}")
+    if points < 2:
+        fail(f"--points: expected an integer >= 2, got {points}")
+    if dropout is not None and not 0 < dropout <= 1:
+        fail(f"--dropout: expected a keep probability in (0, 1], got {dropout}")
+    for path, option in ((out, "--out"), (json_out, "--json")):
+        if path is not None:
+            check_output_file(path, option)
+    w2 = torch.linspace(sigma_w2_max / points, sigma_w2_max, points, dtype=torch.float64)
+    diagram = phase_diagram(activation, w2, torch.tensor(b2, dtype=torch.float64), dropout)
+    table = Table(title=f"{activation}: critical line chi_1 = 1", show_lines=False)
+    table.add_column("sigma_b^2")
+    table.add_column("critical sigma_w^2")
+    for b, w in zip(diagram.sigma_b2.tolist(), diagram.critical_sigma_w2.tolist()):
+        table.add_row(f"{b:g}", "none" if w != w else f"{w:.4f}")
+    console.print(table)
+    if out is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = diagram.plot()
+        ax.figure.savefig(out, dpi=120, bbox_inches="tight")
+        console.print(f"wrote {out}")
+    _write_json(json_out, {name: getattr(diagram, name) for name in
+                           ("activation", "dropout", "sigma_w2", "sigma_b2", "critical_sigma_w2", "q_star",
+                            "c_star", "chi1", "xi_c", "xi_q")})
+
+
+@landscape_app.command("hessian")
+def hessian_cmd(
+    model_file: Path = typer.Argument(..., metavar="MODEL", help="A model file written by `train-mlp`."),
+    data: str = typer.Option("digits", help="mnist, digits, or a .npz file with arrays train/test and labels."),
+    examples: Optional[int] = typer.Option(1000, help="The first N training rows make the loss (all if omitted)."),
+    k: int = typer.Option(5, help="How many eigenvalues at each end asked for."),
+    which: str = typer.Option("top", help="top, bottom or both."),
+    trace_probes: int = typer.Option(0, help="Also estimate tr(H) by Hutch++ with this many products (0: no)."),
+    seed: int = typer.Option(0, help="Start vector and probe seed."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON."),
+):
+    """Extreme eigenvalues (Lanczos) and the trace of the Hessian of the mean cross-entropy of a model."""
+    from torch import nn
+
+    from ..landscape import hessian_eigenvalues, hessian_trace
+
+    choose(which, ("top", "bottom", "both"), "--which")
+    if k < 1:
+        fail(f"--k: expected a positive integer, got {k}")
+    if trace_probes < 0:
+        fail(f"--trace-probes: expected an integer >= 0, got {trace_probes}")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+    model = _load_model(model_file)
+    x, y, _, _ = _dataset(data, examples)
+    if x.shape[1] != model.sizes[0]:
+        fail(f"--data: {data} has {x.shape[1]} inputs per row, the model expects {model.sizes[0]}")
+    x = x.to(next(model.parameters()).dtype)
+    n_params = sum(p.numel() for p in model.parameters())
+    if k > n_params:
+        fail(f"--k: the model has only {n_params} parameters, got {k}")
+    loss = nn.CrossEntropyLoss()
+    res = hessian_eigenvalues(model, loss, (x, y), k=k, which=which, seed=seed, progress=True)
+    payload = {"model": str(model_file), "examples": int(x.shape[0]), "parameters": n_params, "which": which,
+               "eigenvalues": res.eigenvalues, "converged": res.converged, "matvecs": res.matvecs,
+               "seconds": res.seconds}
+    table = Table(title=f"Hessian of the mean cross-entropy: {n_params} parameters, {x.shape[0]} examples")
+    table.add_column("#")
+    table.add_column("eigenvalue")
+    for i, v in enumerate(res.eigenvalues.tolist()):
+        table.add_row(str(i + 1), f"{v:.6g}")
+    console.print(table)
+    console.print(f"Lanczos: {res.matvecs} Hessian-vector products, {res.seconds:.2f} s, "
+                  f"converged: {'yes' if res.converged else 'no'}")
+    if trace_probes:
+        tr = hessian_trace(model, loss, (x, y), probes=trace_probes, method="hutch++", seed=seed)
+        console.print(f"trace (Hutch++, {tr.probes} products): {tr.trace:.6g} ± {tr.stderr:.2g}")
+        payload.update(trace=tr.trace, trace_stderr=tr.stderr, trace_probes=tr.probes)
+    _write_json(json_out, payload)
+
+
+@landscape_app.command("weight-spectra")
+def weight_spectra_cmd(
+    model_file: Path = typer.Argument(..., metavar="MODEL", help="A model file written by `train-mlp`."),
+    null: Optional[str] = typer.Option(None, help="Also fit a null model: init or shuffle."),
+    bootstrap: int = typer.Option(100, help="Bootstrap resamples for the confidence interval of alpha (>= 0)."),
+    seed: int = typer.Option(0, help="Bootstrap and null-model seed."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer figures as JSON."),
+):
+    """Per layer: Marchenko-Pastur fit, spikes above its edge, power-law alpha of the tail (with a
+    bootstrap interval), stable rank."""
+    from ..landscape import weight_spectra
+
+    if null is not None:
+        choose(null, ("init", "shuffle"), "--null")
+    if bootstrap < 0:
+        fail(f"--bootstrap: expected an integer >= 0, got {bootstrap}")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+    model = _load_model(model_file)
+    layers = weight_spectra(model, null=null, bootstrap=bootstrap, seed=seed)
+    table = Table(title=f"weight spectra of {model_file.name}")
+    for col in ("layer", "N x M", "MP sigma^2", "spikes", "alpha [CI]", "KS", "stable rank",
+                *((f"{null}: alpha", f"{null}: spikes") if null else ())):
+        table.add_column(col)
+    rows = []
+    for s in layers:
+        cells = [s.name, f"{s.N} x {s.M}", f"{s.sigma2:.4g}", str(s.spikes),
+                 f"{s.alpha:.2f} [{s.alpha_ci_low:.2f}, {s.alpha_ci_high:.2f}]", f"{s.ks:.3f}", f"{s.stable_rank:.2f}"]
+        record = {"layer": s.name, "N": s.N, "M": s.M, "sigma2": s.sigma2, "spikes": s.spikes, "alpha": s.alpha,
+                  "alpha_ci": [s.alpha_ci_low, s.alpha_ci_high], "ks": s.ks, "stable_rank": s.stable_rank,
+                  "lambda_max": s.lambda_max}
+        if null:
+            n = s.nulls[null]
+            cells += [f"{n.alpha:.2f}", str(n.spikes)]
+            record[null] = {"alpha": n.alpha, "spikes": n.spikes, "sigma2": n.sigma2}
+        table.add_row(*cells)
+        rows.append(record)
+    console.print(table)
+    _write_json(json_out, {"model": str(model_file), "layers": rows})

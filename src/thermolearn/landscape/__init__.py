@@ -22,6 +22,21 @@ Names are imported lazily so that ``import thermolearn.landscape`` stays cheap.
 from .._lazy import lazy_exports
 
 _WHERE = {
+    "signal_propagation": "meanfield", "SignalPropagation": "meanfield", "critical_sigma_w2": "meanfield",
+    "phase_diagram": "meanfield", "PhaseDiagram": "meanfield", "simulate_random_network": "meanfield",
+    "RandomNetworkSimulation": "meanfield", "critical_init": "meanfield",
+    "manifold_propagation": "expressivity", "ManifoldPropagation": "expressivity",
+    "hessian_vector_product": "hessian", "hessian_eigenvalues": "hessian", "block_eigenvalues": "hessian",
+    "hessian_trace": "hessian", "hessian_density": "hessian", "gauss_newton_split": "hessian",
+    "class_decomposition": "hessian", "HessianOperator": "hessian", "GaussNewtonSplit": "hessian",
+    "ClassDecomposition": "hessian",
+    "HessianEigenvalues": "lanczos", "HessianTrace": "lanczos", "SpectralDensity": "lanczos",
+    "lanczos_eigenvalues": "lanczos", "stochastic_trace": "lanczos", "lanczos_quadrature": "lanczos",
+    "weight_spectra": "spectra", "LayerSpectrum": "spectra", "marchenko_pastur_fit": "spectra", "MPFit": "spectra",
+    "power_law_fit": "spectra", "PowerLawFit": "spectra", "mp_density": "spectra",
+    "PSpinGlass": "pspin", "pspin_descent": "pspin", "PSpinDescent": "pspin", "pspin_critical_points": "pspin",
+    "PSpinCriticalPoint": "pspin", "pspin_threshold_energy": "pspin",
+    "find_critical_points": "critical", "CriticalPoint": "critical", "critical_point_index": "critical",
     "mlp": "models", "save_mlp": "models", "load_mlp": "models", "train_classifier": "models",
     "ClassifierTraining": "models",
 }
